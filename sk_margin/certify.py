@@ -46,6 +46,7 @@ def lipschitz_margin_radius(margin, lipschitz):
     Returns
     -------
     radius : ndarray of shape (n_samples,)
+        Certified l2 radii; 0 where the margin is not positive.
     """
     return _nonneg_ratio(margin, np.sqrt(2.0) * np.asarray(lipschitz))
 
@@ -68,6 +69,7 @@ def kesidis_radius(margin, lipschitz_inf):
     Returns
     -------
     radius : ndarray of shape (n_samples,)
+        Certified l2 radii; 0 where the margin is not positive.
     """
     return _nonneg_ratio(margin, 2.0 * np.asarray(lipschitz_inf))
 
@@ -128,6 +130,7 @@ def bisect_radius(is_certified, upper, *, n_steps=30):
     Returns
     -------
     radius : ndarray of shape (n_samples,)
+        The largest radius found at which ``is_certified`` held, or 0.
     """
     upper = np.asarray(upper, dtype=np.float64)
     lo = np.zeros_like(upper)
@@ -187,6 +190,7 @@ def theorem21_radius(gaps, local_lipschitz, upper, *, n_steps=30):
     Returns
     -------
     radius : ndarray of shape (n_samples,)
+        Certified l2 radii: the decision is constant on each ball.
     """
 
     def certified(R, idx):
@@ -224,6 +228,7 @@ def second_order_radius(gaps, grad_norms, curvature, upper, *, n_steps=30):
     Returns
     -------
     radius : ndarray of shape (n_samples,)
+        Certified l2 radii: the decision is constant on each ball.
     """
 
     def certified(R, idx):

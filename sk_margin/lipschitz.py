@@ -111,6 +111,7 @@ def gaussian_triangle_bound(dist, abs_beta, R, gamma):
     Returns
     -------
     ndarray of shape (n_samples, n_pairs)
+        Upper bounds of ``max_{y in B(x, R)} ||grad g(y)||_2``.
     """
     lo, hi = _radius_interval(dist, R)
     return np.einsum("nkm,nm->nk", abs_beta, gaussian_grad_norm_max(lo, hi, gamma))
@@ -136,6 +137,7 @@ def gaussian_curvature_bound(dist, abs_beta, R, gamma):
     Returns
     -------
     ndarray of shape (n_samples, n_pairs)
+        Upper bounds of ``max_{y in B(x, R)} ||Hess g(y)||_2``.
     """
     lo, hi = _radius_interval(dist, R)
     return np.einsum("nkm,nm->nk", abs_beta, gaussian_hessian_norm_max(lo, hi, gamma))

@@ -71,6 +71,7 @@ def logit_margin(scores):
     Returns
     -------
     margin : ndarray of shape (n_samples,)
+        Non-negative logit margins.
 
     Examples
     --------
@@ -100,6 +101,7 @@ def signed_margin(scores, y):
     Returns
     -------
     margin : ndarray of shape (n_samples,)
+        Signed margins, negative for misclassified samples.
     """
     scores = _check_scores(scores)
     y = np.asarray(y)

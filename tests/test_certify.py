@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from sk_margin.certify import (
+    bisect_radius,
+    cross_lipschitz_radius,
+    kesidis_radius,
+    lipschitz_margin_radius,
+    second_order_radius,
+    theorem21_radius,
+)
+from sk_margin.margins import logit_margin, score_gaps
+
+
+def _linear_boundary_distance(W, b, X):
+    """Distance to the nearest hyperplane f_c = f_j, by explicit projection."""
+    scores = X @ W.T + b
+    c = scores.argmax(1)
+    out = np.empty(len(X))
+    for i, x in enumerate(X):
+        best = np.inf
+        for j in range(len(W)):
+            if j != c[i]:
+                w, off = W[c[i]] - W[j], b[c[i]] - b[j]
+                best = min(best, np.linalg.norm((w @ x + off) / (w @ w) * w))
+        out[i] = best
+    return out
+
+
+def test_tsuzuku_and_kesidis_radii_are_exact_for_antisymmetric_linear_model():
+    # f(x) = (w.x, -w.x): ||f||_{2->2} = sqrt(2)|w|, ||f||_{2->inf} = |w|,
+    # margin 2|w.x|, distance to the boundary |w.x| / |w|.
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=5)
+    W, b = np.stack([w, -w]), np.zeros(2)
+    X = rng.normal(size=(30, 5))
+    mu = logit_margin(X @ W.T)
+    dist = _linear_boundary_distance(W, b, X)
+    assert_allclose(lipschitz_margin_radius(mu, np.sqrt(2) * np.linalg.norm(w)), dist)
+    assert_allclose(kesidis_radius(mu, np.linalg.norm(w)), dist)
+
+
+def test_global_radii_are_sound_for_random_linear_models():
+    rng = np.random.default_rng(2)
+    W, b = rng.normal(size=(5, 8)), rng.normal(size=5)
+    X = rng.normal(size=(50, 8))
+    scores = X @ W.T + b
+    dist = _linear_boundary_distance(W, b, X)
+    mu = logit_margin(scores)
+    L2 = np.linalg.norm(W, 2)
+    Linf = np.linalg.norm(W, axis=1).max()
+    assert np.all(lipschitz_margin_radius(mu, L2) <= dist + 1e-12)
+    assert np.all(kesidis_radius(mu, Linf) <= dist + 1e-12)
+
+
+def test_cross_lipschitz_radius_is_exact_for_linear_models():
+    rng = np.random.default_rng(3)
+    W, b = rng.normal(size=(4, 6)), rng.normal(size=4)
+    X = rng.normal(size=(40, 6))
+    pair = np.linalg.norm(W[:, None, :] - W[None, :, :], axis=2)
+    scores = X @ W.T + b
+    assert_allclose(
+        cross_lipschitz_radius(scores, pair), _linear_boundary_distance(W, b, X)
+    )
+    # One matrix per sample gives the same.
+    per_sample = np.broadcast_to(pair, (40, 4, 4))
+    assert_allclose(
+        cross_lipschitz_radius(scores, per_sample), cross_lipschitz_radius(scores, pair)
+    )
+
+
+def test_radii_are_zero_for_tied_scores():
+    scores = np.array([[1.0, 1.0, 0.0]])
+    assert cross_lipschitz_radius(scores, np.ones((3, 3)))[0] == 0.0
+    assert lipschitz_margin_radius(logit_margin(scores), 1.0)[0] == 0.0
+
+
+def test_bisect_radius_returns_only_certified_radii():
+    thresholds = np.array([0.0, 0.3, 1.7, 5.0])
+
+    def certified(R, idx):
+        return R <= thresholds[idx]
+
+    upper = np.array([1.0, 1.0, 2.0, np.inf])
+    r = bisect_radius(certified, upper, n_steps=40)
+    assert np.all(r <= thresholds)
+    assert_allclose(r, thresholds, atol=1e-9)
+
+
+def test_bisect_radius_is_sound_for_non_monotone_certificates():
+    # Certified on [0, 0.2] and again on [0.6, 0.7]: whatever is returned
+    # must be a radius at which the test said yes.
+    def certified(R, idx):
+        return (R <= 0.2) | ((R >= 0.6) & (R <= 0.7))
+
+    r = bisect_radius(certified, np.array([1.0]), n_steps=30)
+    assert certified(r, np.array([0]))[0]
+
+
+def test_theorem21_radius_with_constant_lipschitz_is_gap_over_l():
+    gaps, _ = score_gaps(np.array([[2.0, 0.5, 1.0], [0.0, 3.0, -1.0]]))
+    lips = np.array([[0.0, 2.0, 4.0], [1.0, 0.0, 8.0]])
+
+    def local(R, idx):
+        return lips[idx]
+
+    r = theorem21_radius(gaps, local, np.array([10.0, 10.0]), n_steps=50)
+    assert_allclose(r, [min(1.5 / 2.0, 1.0 / 4.0), min(3.0 / 1.0, 4.0 / 8.0)])
+
+
+def test_second_order_radius_solves_the_quadratic():
+    gaps, _ = score_gaps(np.array([[1.0, 0.0], [2.0, 0.0]]))
+    grad = np.array([[0.0, 2.0], [0.0, 0.0]])
+    curv = np.array([[0.0, 0.0], [0.0, 4.0]])
+
+    def curvature(R, idx):
+        return curv[idx]
+
+    r = second_order_radius(gaps, grad, curvature, np.array([5.0, 5.0]), n_steps=50)
+    # gap - a R = 0 -> R = 1/2 ;  gap - M R^2 / 2 = 0 -> R = 1
+    assert_allclose(r, [0.5, 1.0], rtol=1e-9)
+    assert np.all(r <= [0.5, 1.0])
+
+
+@pytest.mark.parametrize("n_steps", [1, 5])
+def test_few_bisection_steps_shrink_but_stay_sound(n_steps):
+    thresholds = np.array([0.37])
+    r = bisect_radius(
+        lambda R, idx: R <= thresholds[idx], np.array([1.0]), n_steps=n_steps
+    )
+    assert 0 <= r[0] <= thresholds[0]
