@@ -104,7 +104,7 @@ def cross_lipschitz_radius(scores, pair_lipschitz):
     return ratio.min(axis=1)
 
 
-def bisect_radius(is_certified, upper, *, n_steps=30):
+def bisect_radius(is_certified, upper, *, lower=None, n_steps=30):
     """Largest radius, found by bisection, at which a certificate holds.
 
     ``is_certified(R, idx)`` must answer, for the samples ``idx`` and radii
@@ -123,6 +123,11 @@ def bisect_radius(is_certified, upper, *, n_steps=30):
         margin). Entries may be 0 (nothing to certify) or ``inf``: then the
         search first doubles from 1 until the certificate fails, at most
         ``n_steps`` times.
+    lower : array-like of shape (n_samples,), default=None
+        Radii already known to be certified (by any sound means). The search
+        starts there and stops at once for the rows where ``is_certified``
+        fails at ``lower``: a certificate that grows weaker with ``R`` cannot
+        then certify anything larger. The result is never below ``lower``.
     n_steps : int, default=30
         Bisection steps; the result is within ``upper * 2**-n_steps`` of the
         largest certified radius.
@@ -130,11 +135,16 @@ def bisect_radius(is_certified, upper, *, n_steps=30):
     Returns
     -------
     radius : ndarray of shape (n_samples,)
-        The largest radius found at which ``is_certified`` held, or 0.
+        The largest radius found at which ``is_certified`` held, or
+        ``lower`` (0 by default).
     """
     upper = np.asarray(upper, dtype=np.float64)
-    lo = np.zeros_like(upper)
-    hi = upper.copy()
+    lo = np.zeros_like(upper) if lower is None else np.array(lower, dtype=np.float64)
+    hi = np.maximum(upper, lo)
+    if lower is not None:
+        check = np.flatnonzero((lo > 0) & (hi > lo))
+        failed = check[~is_certified(lo[check], check)]
+        hi[failed] = lo[failed]
     # Unbounded rows: grow the bracket until the certificate fails.
     grow = np.flatnonzero(~np.isfinite(hi))
     if grow.size:
@@ -164,7 +174,7 @@ def bisect_radius(is_certified, upper, *, n_steps=30):
     return lo
 
 
-def theorem21_radius(gaps, local_lipschitz, upper, *, n_steps=30):
+def theorem21_radius(gaps, local_lipschitz, upper, *, lower=None, n_steps=30):
     """Hein & Andriushchenko (2017), Theorem 2.1, maximised over ``R``.
 
     For ``R > 0`` let ``L_j(R) >= max_{y in B(x, R)} ||grad f_c(y) -
@@ -184,6 +194,8 @@ def theorem21_radius(gaps, local_lipschitz, upper, *, n_steps=30):
         ``c`` is ignored).
     upper : array-like of shape (n_samples,)
         Bracket for the search, e.g. ``min_j gap_j / L_j(0)``.
+    lower : array-like of shape (n_samples,), default=None
+        Radii already certified by other means (see :func:`bisect_radius`).
     n_steps : int, default=30
         Bisection steps.
 
@@ -198,7 +210,7 @@ def theorem21_radius(gaps, local_lipschitz, upper, *, n_steps=30):
         phi = _nonneg_ratio(gaps[idx], lip).min(axis=1)
         return phi >= R
 
-    return bisect_radius(certified, upper, n_steps=n_steps)
+    return bisect_radius(certified, upper, lower=lower, n_steps=n_steps)
 
 
 def second_order_radius(gaps, grad_norms, curvature, upper, *, n_steps=30):

@@ -130,3 +130,18 @@ def test_few_bisection_steps_shrink_but_stay_sound(n_steps):
         lambda R, idx: R <= thresholds[idx], np.array([1.0]), n_steps=n_steps
     )
     assert 0 <= r[0] <= thresholds[0]
+
+
+def test_bisect_radius_starts_from_a_known_lower_radius():
+    thresholds = np.array([0.5, 0.2, 0.8])
+    calls = []
+
+    def certified(R, idx):
+        calls.append(idx.copy())
+        return R <= thresholds[idx]
+
+    lower = np.array([0.3, 0.4, 0.0])  # row 1: known by other means, not by ours
+    r = bisect_radius(certified, np.ones(3), lower=lower, n_steps=40)
+    assert_allclose(r, [0.5, 0.4, 0.8], atol=1e-9)
+    # Row 1 is settled by a single check at its lower radius.
+    assert sum(1 in c for c in calls) == 1

@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from sk_margin import MarginKernelLogReg, box_constrained_attack
-from sk_margin.kernel import _whitening, cross_lipschitz_gram, logreg_objective
+from sk_margin.kernel import cross_lipschitz_gram, logreg_objective
 
 METHODS = ["prop21", "triangle", "second_order", "auto"]
 
@@ -53,24 +53,19 @@ def _explicit_gradients(X, centers, alpha, gamma):
 
 
 # ---------------------------------------------------------------- objective
-@pytest.mark.parametrize("penalty_kind", ["none", "rkhs", "cross_lipschitz"])
-def test_objective_gradient_passes_check_grad(penalty_kind):
+@pytest.mark.parametrize("center", [False, True])
+@pytest.mark.parametrize("with_penalty", [False, True])
+def test_objective_gradient_passes_check_grad(center, with_penalty):
     rng = np.random.default_rng(0)
-    X, C = rng.random((30, 4)), rng.random((8, 4))
-    y = rng.integers(0, 3, 30)
-    gamma = 1.5
-    K_xc = rbf_kernel(X, C, gamma=gamma)
-    W = _whitening(rbf_kernel(C, gamma=gamma))
-    Phi = K_xc @ W
-    est = MarginKernelLogReg(lam=0.3, regularizer=penalty_kind)
-    penalty = est._penalty(X, C, K_xc, W, gamma, 3)
-    theta = rng.normal(size=3 * (Phi.shape[1] + 1))
+    Phi, y = rng.random((30, 6)), rng.integers(0, 3, 30)
+    penalty = rng.random(6) if with_penalty else None
+    theta = rng.normal(size=3 * 7)
 
     def f(t):
-        return logreg_objective(t, Phi, y, 3, penalty)[0]
+        return logreg_objective(t, Phi, y, 3, penalty, center)[0]
 
     def g(t):
-        return logreg_objective(t, Phi, y, 3, penalty)[1]
+        return logreg_objective(t, Phi, y, 3, penalty, center)[1]
 
     assert check_grad(f, g, theta) < 1e-6 * max(1.0, np.linalg.norm(g(theta)))
 
@@ -87,26 +82,40 @@ def test_cross_lipschitz_gram_matches_explicit_gradients():
     )
 
 
+def _penalty_value(regularizer, lam, X, C, y, gamma, K, rng):
+    """lam * Omega at random coefficients, from the objective; and alpha."""
+    K_xc = rbf_kernel(X, C, gamma=gamma)
+    est = MarginKernelLogReg(lam=lam, regularizer=regularizer)
+    Phi, T, penalty, center = est._basis(
+        X, C, K_xc, rbf_kernel(C, gamma=gamma), gamma, K
+    )
+    theta = rng.normal(size=K * (Phi.shape[1] + 1))
+    reg = (
+        logreg_objective(theta, Phi, y, K, penalty, center)[0]
+        - logreg_objective(theta, Phi, y, K)[0]
+    )
+    return reg, theta[: K * Phi.shape[1]].reshape(K, -1) @ T.T
+
+
 def test_cross_lipschitz_penalty_is_eq6_of_the_paper():
     # lam * Omega(f) with Omega = 1/(n K^2) sum_i sum_{l,m} ||grad f_l - grad f_m||^2
     rng = np.random.default_rng(2)
     n, K, lam, gamma = 20, 3, 0.7, 1.2
     X, C = rng.random((n, 3)), rng.random((6, 3))
     y = rng.integers(0, K, n)
-    K_xc = rbf_kernel(X, C, gamma=gamma)
-    W = _whitening(rbf_kernel(C, gamma=gamma))
-    Phi = K_xc @ W
-    penalty = MarginKernelLogReg(lam=lam)._penalty(X, C, K_xc, W, gamma, K)
-    B = rng.normal(size=(K, W.shape[1]))
-    theta = np.concatenate([B.ravel(), rng.normal(size=K)])
-    reg = (
-        logreg_objective(theta, Phi, y, K, penalty)[0]
-        - logreg_objective(theta, Phi, y, K, None)[0]
-    )
-    grads = _explicit_gradients(X, C, B @ W.T, gamma)
+    reg, alpha = _penalty_value("cross_lipschitz", lam, X, C, y, gamma, K, rng)
+    grads = _explicit_gradients(X, C, alpha, gamma)
     diffs = grads[:, :, None, :] - grads[:, None, :, :]
-    omega = np.sum(diffs**2) / (n * K**2)
-    assert_allclose(reg, lam * omega)
+    assert_allclose(reg, lam * np.sum(diffs**2) / (n * K**2))
+
+
+def test_rkhs_penalty_is_the_squared_rkhs_norm():
+    rng = np.random.default_rng(3)
+    X, C = rng.random((20, 3)), rng.random((6, 3))
+    y = rng.integers(0, 3, 20)
+    reg, alpha = _penalty_value("rkhs", 0.2, X, C, y, 1.1, 3, rng)
+    norm2 = np.einsum("lr,rs,ls->", alpha, rbf_kernel(C, gamma=1.1), alpha)
+    assert_allclose(reg, 0.2 * norm2)
 
 
 def test_rkhs_model_matches_nystroem_logistic_regression():
