@@ -306,7 +306,6 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
             Whether the penalty acts on class-centred coefficients.
         """
         W = _whitening(K_cc)
-        Phi = K_xc @ W
         n = X.shape[0]
         center = self.regularizer == "cross_lipschitz"
         if self.regularizer == "none" or self.lam == 0:
@@ -318,9 +317,9 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
             P = W.T @ Q @ W
             # 2 lam / (n K) times the symmetric part of P:
             p, V = eigh((self.lam / (n * n_classes)) * (P + P.T))
-
             p = np.maximum(p, 0.0)
-            W, Phi = W @ V, Phi @ V
+            W = W @ V
+        Phi = K_xc @ W
         curvature = np.einsum("nk,nk->k", Phi, Phi) / (n * n_classes) + 2.0 * p
         scale = 1.0 / np.sqrt(np.maximum(curvature, curvature.max() * 1e-12))
         penalty = p * scale**2 if np.any(p > 0) else None
