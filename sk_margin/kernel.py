@@ -190,7 +190,7 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         Number of L-BFGS iterations run.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of features seen during fit, when ``X`` has string column names.
 
     Notes
