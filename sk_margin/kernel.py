@@ -162,8 +162,9 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         Neighbour rank used by ``gamma="knn"`` (capped at ``n_samples - 1``).
     n_centers : int or None, default=None
         None: every training point is a kernel centre (as in the paper).
-        An int: that many centres drawn at random from the training set, so
-        the cost grows as ``n * n_centers`` instead of ``n^2``.
+        An int: that many centres drawn at random from the training set (all
+        of them when ``n_centers >= n_samples``), so the cost grows as
+        ``n * n_centers`` instead of ``n^2``.
     max_iter : int, default=1000
         Maximum number of L-BFGS iterations.
     tol : float, default=1e-4
