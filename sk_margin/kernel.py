@@ -15,7 +15,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from sk_margin.certify import second_order_radius, theorem21_radius
 from sk_margin.lipschitz import (
@@ -23,7 +23,7 @@ from sk_margin.lipschitz import (
     gaussian_curvature_bound,
     gaussian_triangle_bound,
 )
-from sk_margin.margins import score_gaps
+from sk_margin.margins import logit_margin, score_gaps, signed_margin
 
 __all__ = ["MarginKernelLogReg"]
 
@@ -37,8 +37,11 @@ _EIG_RCOND = 1e-6
 # At most this many training points are used as queries to estimate the
 # nearest-neighbour distance behind gamma="knn".
 _KNN_MAX_QUERIES = 1000
-# Rows certified at once: bounds memory at O(batch * n_classes * n_centers).
-_CERTIFY_BATCH = 128
+# Certification works on row batches of at most this many entries of the
+# (rows, n_classes, n_centers) coefficient arrays (32 MB each).
+_CERTIFY_BATCH_ENTRIES = 2**22
+# Proposition 2.1 holds nine n_centers x n_centers work arrays (1.2 GB here).
+_PROP21_MAX_CENTERS = 4000
 
 CERTIFY_METHODS = ("auto", "prop21", "triangle", "second_order")
 
@@ -494,6 +497,35 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         """
         return log_softmax(self._scores(self._validate_X(X)), axis=1)
 
+    def margins(self, X, y=None):
+        """Logit margins of the decision scores.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+        y : array-like of shape (n_samples,), default=None
+            True labels. When given, the signed margin of the true class
+            ``f_y - max_{i != y} f_i`` (negative when misclassified);
+            otherwise the margin of the predicted class, ``>= 0``.
+
+        Returns
+        -------
+        margin : ndarray of shape (n_samples,)
+            Margins in score units (see :mod:`sk_margin.margins`).
+        """
+        scores = self._scores(self._validate_X(X))
+        if y is None:
+            return logit_margin(scores)
+        y = column_or_1d(y)
+        known = np.isin(y, self.classes_)
+        if not known.all():
+            raise ValueError(
+                f"y contains labels not seen in fit: {np.unique(y[~known])[:10]}; "
+                f"expected labels among {self.classes_}."
+            )
+        return signed_margin(scores, np.searchsorted(self.classes_, y))
+
     def input_jacobian(self, X):
         """Gradients of the decision scores with respect to the input.
 
@@ -534,6 +566,8 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         * ``"auto"``: per row, the largest of the above, with Theorem 2.1 using
           the smaller of the two local Lipschitz bounds (the minimum of sound
           upper bounds is sound, and so is the maximum of sound radii).
+          Proposition 2.1 needs ``O(n_centers^2)`` memory and is left out
+          above 4000 centres.
 
         Parameters
         ----------
@@ -563,11 +597,21 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
                 f"method must be one of {CERTIFY_METHODS}, got {method!r}."
             )
         X = self._validate_X(X)
+        n_centers = self.centers_.shape[0]
+        if method == "prop21" and n_centers > _PROP21_MAX_CENTERS:
+            raise ValueError(
+                f"method='prop21' needs {n_centers}^2-sized work arrays; it is "
+                f"available for at most {_PROP21_MAX_CENTERS} centres. Refit with "
+                f"n_centers <= {_PROP21_MAX_CENTERS}, or use method='second_order'."
+            )
         prop21 = None
-        if method in ("prop21", "auto"):
+        if method == "prop21" or (
+            method == "auto" and n_centers <= _PROP21_MAX_CENTERS
+        ):
             prop21 = GaussianProp21Bound(self.centers_, self.gamma_)
         radius = np.empty(X.shape[0])
-        for batch in gen_batches(X.shape[0], _CERTIFY_BATCH):
+        rows = max(1, _CERTIFY_BATCH_ENTRIES // (len(self.classes_) * n_centers))
+        for batch in gen_batches(X.shape[0], rows):
             radius[batch] = self._certify_batch(X[batch], method, n_steps, prop21)
         return radius
 
@@ -603,7 +647,7 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
                 gaps, grad_norms, curvature, upper, n_steps=n_steps
             )
             radius = np.maximum(radius, second)
-        if method in ("prop21", "auto"):
+        if prop21 is not None:
             # Theorem 2.1 with Proposition 2.1, one row at a time (it costs
             # O(m^2) per radius tried). In "auto" the local bound is the
             # smaller of Prop. 2.1 and the triangle bound, and the search starts

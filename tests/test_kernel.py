@@ -190,6 +190,20 @@ def test_input_jacobian_matches_finite_differences(fitted_digits, small_digits):
         assert_allclose(J[:, :, k], fd, atol=1e-6)
 
 
+def test_margins_follow_the_scores(fitted_digits, small_digits):
+    _, X_test, _, y_test = small_digits
+    clf = fitted_digits
+    scores = clf.decision_function(X_test)
+    top2 = np.sort(scores, axis=1)[:, -2:]
+    assert_allclose(clf.margins(X_test), top2[:, 1] - top2[:, 0])
+    signed = clf.margins(X_test, y_test)
+    wrong = clf.predict(X_test) != y_test
+    assert np.all(signed[~wrong] > 0) and np.all(signed[wrong] < 0)
+    assert_allclose(signed[~wrong], clf.margins(X_test)[~wrong])
+    with pytest.raises(ValueError, match="labels not seen in fit"):
+        clf.margins(X_test[:2], [0, 42])
+
+
 def test_binary_problem_has_1d_decision_and_jacobian(digits_split):
     X, _, y, _ = digits_split
     mask = y < 2
@@ -405,6 +419,20 @@ def test_certificates_never_exceed_attack_distances_on_digits(
         assert np.all(radii["auto"] >= radii[m] * (1 - 1e-9))
     # The second-order certificate is the tight one here (see the docs).
     assert np.mean(radii["auto"] / attack) > 0.1
+
+
+def test_prop21_is_refused_beyond_its_memory_limit(
+    fitted_digits, small_digits, monkeypatch
+):
+    import sk_margin.kernel
+
+    _, X_test, _, _ = small_digits
+    full = fitted_digits.certify(X_test[:4])
+    monkeypatch.setattr(sk_margin.kernel, "_PROP21_MAX_CENTERS", 100)
+    with pytest.raises(ValueError, match="at most 100 centres"):
+        fitted_digits.certify(X_test[:4], method="prop21")
+    cheap = fitted_digits.certify(X_test[:4])  # auto without Prop. 2.1
+    assert np.all(cheap <= full) and np.all(cheap > 0)
 
 
 def test_tied_top_scores_get_radius_zero(fitted_digits, small_digits):
