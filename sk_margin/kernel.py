@@ -6,24 +6,23 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.linalg import eigh
 from scipy.optimize import minimize
-from scipy.spatial.distance import cdist
 from scipy.special import log_softmax, logsumexp, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.neighbors import NearestNeighbors
-from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from sk_margin.certify import second_order_radius, theorem21_radius
-from sk_margin.lipschitz import (
-    GaussianProp21Bound,
-    gaussian_curvature_bound,
-    gaussian_triangle_bound,
+from sk_margin.gaussian import (
+    certify_gaussian_expansion,
+    cross_lipschitz_gram,
+    gaussian_expansion_jacobian,
+    gaussian_expansion_scores,
 )
-from sk_margin.margins import logit_margin, score_gaps, signed_margin
+from sk_margin.margins import logit_margin, signed_margin
 
 __all__ = ["MarginKernelLogReg"]
 
@@ -37,47 +36,6 @@ _EIG_RCOND = 1e-6
 # At most this many training points are used as queries to estimate the
 # nearest-neighbour distance behind gamma="knn".
 _KNN_MAX_QUERIES = 1000
-# Certification works on row batches of at most this many entries of the
-# (rows, n_classes, n_centers) coefficient arrays (32 MB each).
-_CERTIFY_BATCH_ENTRIES = 2**22
-# Proposition 2.1 holds nine n_centers x n_centers work arrays (1.2 GB here).
-_PROP21_MAX_CENTERS = 4000
-
-CERTIFY_METHODS = ("auto", "prop21", "triangle", "second_order")
-
-
-def cross_lipschitz_gram(X, centers, K_xc, gamma):
-    """Gram matrix of kernel input gradients summed over the training points.
-
-    ``Q[r, s] = sum_i <grad_y k(c_r, x_i), grad_y k(c_s, x_i)>
-    = 4 gamma^2 sum_i k_ir k_is <x_i - c_r, x_i - c_s>``, so that for a kernel
-    expansion with coefficients ``alpha_l`` one has
-    ``sum_i ||grad f_l(x_i)||^2 = alpha_l^T Q alpha_l`` (Hein & Andriushchenko
-    2017, eq. 3 and Section 3.1). Computed with two ``n m^2`` matrix products
-    and never an ``n x m x d`` or ``n x n x d`` array.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-        Training points ``x_i``.
-    centers : ndarray of shape (n_centers, n_features)
-        Kernel centres ``c_r``.
-    K_xc : ndarray of shape (n_samples, n_centers)
-        ``k(x_i, c_r)``.
-    gamma : float
-        Kernel width.
-
-    Returns
-    -------
-    Q : ndarray of shape (n_centers, n_centers)
-    """
-    # <x_i - c_r, x_i - c_s> = |x_i|^2 - <x_i, c_r> - <x_i, c_s> + <c_r, c_s>
-    half_sq = 0.5 * np.einsum("nd,nd->n", X, X)
-    Mx = K_xc * (half_sq[:, None] - X @ centers.T)
-    cross = Mx.T @ K_xc
-    Q = cross + cross.T + (K_xc.T @ K_xc) * (centers @ centers.T)
-    Q *= 4.0 * gamma**2
-    return 0.5 * (Q + Q.T)
 
 
 def _whitening(K_cc):
@@ -415,18 +373,15 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
     # -------------------------------------------------------------- predict
     def _scores(self, X):
         """Scores of every class, shape (n_samples, n_classes), X validated."""
-        K = rbf_kernel(X, self.centers_, gamma=self.gamma_)
-        return K @ self.dual_coef_.T + self.intercept_
+        return gaussian_expansion_scores(
+            X, self.centers_, self.dual_coef_, self.intercept_, self.gamma_
+        )
 
     def _jacobian(self, X):
         """Input gradients of every score, shape (n_samples, n_classes, d)."""
-        # grad_x k(c_r, x) = -2 gamma k(c_r, x) (x - c_r)
-        K = rbf_kernel(X, self.centers_, gamma=self.gamma_)
-        A = self.dual_coef_
-        weighted = K[:, None, :] * A[None, :, :]  # (n, K, m)
-        J = weighted.sum(axis=2)[:, :, None] * X[:, None, :]
-        J -= weighted @ self.centers_
-        return -2.0 * self.gamma_ * J
+        return gaussian_expansion_jacobian(
+            X, self.centers_, self.dual_coef_, self.gamma_
+        )
 
     def _validate_X(self, X):
         check_is_fitted(self)
@@ -592,81 +547,13 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         :func:`sk_margin.lipschitz.gaussian_hessian_norm_max` for the
         curvature bound.
         """
-        if method not in CERTIFY_METHODS:
-            raise ValueError(
-                f"method must be one of {CERTIFY_METHODS}, got {method!r}."
-            )
         X = self._validate_X(X)
-        n_centers = self.centers_.shape[0]
-        if method == "prop21" and n_centers > _PROP21_MAX_CENTERS:
-            raise ValueError(
-                f"method='prop21' needs {n_centers}^2-sized work arrays; it is "
-                f"available for at most {_PROP21_MAX_CENTERS} centres. Refit with "
-                f"n_centers <= {_PROP21_MAX_CENTERS}, or use method='second_order'."
-            )
-        prop21 = None
-        if method == "prop21" or (
-            method == "auto" and n_centers <= _PROP21_MAX_CENTERS
-        ):
-            prop21 = GaussianProp21Bound(self.centers_, self.gamma_)
-        radius = np.empty(X.shape[0])
-        rows = max(1, _CERTIFY_BATCH_ENTRIES // (len(self.classes_) * n_centers))
-        for batch in gen_batches(X.shape[0], rows):
-            radius[batch] = self._certify_batch(X[batch], method, n_steps, prop21)
-        return radius
-
-    def _certify_batch(self, X, method, n_steps, prop21):
-        gamma, A = self.gamma_, self.dual_coef_
-        gaps, c = score_gaps(self._scores(X))
-        dist = cdist(X, self.centers_)
-        beta = A[c][:, None, :] - A[None, :, :]  # (n, K, m): alpha_c - alpha_j
-        abs_beta = np.abs(beta)
-        J = self._jacobian(X)
-        rows = np.arange(X.shape[0])
-        grad_norms = np.linalg.norm(J[rows, c][:, None, :] - J, axis=2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # Theorem 2.1 can never certify beyond the first-order margin,
-            # since every local bound is at least ||grad g(x)||.
-            first_order = np.where(gaps > 0, gaps / grad_norms, 0.0).min(axis=1)
-
-        def triangle(R, idx):
-            return gaussian_triangle_bound(dist[idx], abs_beta[idx], R, gamma)
-
-        def curvature(R, idx):
-            return gaussian_curvature_bound(dist[idx], abs_beta[idx], R, gamma)
-
-        radius = np.zeros(X.shape[0])
-        if method in ("triangle", "auto"):
-            radius = theorem21_radius(gaps, triangle, first_order, n_steps=n_steps)
-        if method in ("second_order", "auto"):
-            M0 = curvature(np.zeros(X.shape[0]), rows)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                quad = np.where(gaps > 0, np.sqrt(2.0 * gaps / M0), 0.0)
-            upper = np.minimum(first_order, quad.min(axis=1))
-            second = second_order_radius(
-                gaps, grad_norms, curvature, upper, n_steps=n_steps
-            )
-            radius = np.maximum(radius, second)
-        if prop21 is not None:
-            # Theorem 2.1 with Proposition 2.1, one row at a time (it costs
-            # O(m^2) per radius tried). In "auto" the local bound is the
-            # smaller of Prop. 2.1 and the triangle bound, and the search starts
-            # from the radius already certified, so most rows need one check.
-            lower = radius if method == "auto" else None
-            for i in np.flatnonzero(first_order > radius):
-                bound = prop21.at(X[i])
-
-                def local(R, _, i=i, bound=bound):
-                    lip = bound(R[0], beta[i])[None, :]
-                    if method == "auto":
-                        lip = np.minimum(lip, triangle(R, [i]))
-                    return lip
-
-                radius[i] = theorem21_radius(
-                    gaps[i : i + 1],
-                    local,
-                    first_order[i : i + 1],
-                    lower=None if lower is None else lower[i : i + 1],
-                    n_steps=n_steps,
-                )[0]
-        return radius
+        return certify_gaussian_expansion(
+            X,
+            self.centers_,
+            self.dual_coef_,
+            self.intercept_,
+            self.gamma_,
+            method=method,
+            n_steps=n_steps,
+        )

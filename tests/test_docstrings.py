@@ -12,6 +12,7 @@ MODULES = [
     "sk_margin.certify",
     "sk_margin.lipschitz",
     "sk_margin.attacks",
+    "sk_margin.gaussian",
     "sk_margin.kernel",
 ]
 # Checks enforced: every parameter documented and no unknown one, a summary
