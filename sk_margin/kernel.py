@@ -542,9 +542,9 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         Notes
         -----
         Computed in float64 from exact distances to the centres. See
-        :func:`sk_margin.lipschitz.gaussian_prop21_bound` for the derivation
+        :func:`sk_margin.gaussian.gaussian_prop21_bound` for the derivation
         of Proposition 2.1 (and a correction of its index sets) and
-        :func:`sk_margin.lipschitz.gaussian_hessian_norm_max` for the
+        :func:`sk_margin.gaussian.gaussian_hessian_norm_max` for the
         curvature bound.
         """
         X = self._validate_X(X)

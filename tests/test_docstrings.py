@@ -10,7 +10,6 @@ MODULES = [
     "sk_margin",
     "sk_margin.margins",
     "sk_margin.certify",
-    "sk_margin.lipschitz",
     "sk_margin.attacks",
     "sk_margin.gaussian",
     "sk_margin.kernel",

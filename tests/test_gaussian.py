@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from sk_margin.lipschitz import (
+from sk_margin.gaussian import (
     gaussian_curvature_bound,
     gaussian_grad_norm_max,
     gaussian_hessian_norm_max,
