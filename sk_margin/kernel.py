@@ -14,7 +14,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from sk_margin.gaussian import (
     certify_gaussian_expansion,
@@ -22,7 +22,7 @@ from sk_margin.gaussian import (
     gaussian_expansion_jacobian,
     gaussian_expansion_scores,
 )
-from sk_margin.margins import logit_margin, signed_margin
+from sk_margin.margins import label_margin
 
 __all__ = ["MarginKernelLogReg"]
 
@@ -470,16 +470,7 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
             Margins in score units (see :mod:`sk_margin.margins`).
         """
         scores = self._scores(self._validate_X(X))
-        if y is None:
-            return logit_margin(scores)
-        y = column_or_1d(y)
-        known = np.isin(y, self.classes_)
-        if not known.all():
-            raise ValueError(
-                f"y contains labels not seen in fit: {np.unique(y[~known])[:10]}; "
-                f"expected labels among {self.classes_}."
-            )
-        return signed_margin(scores, np.searchsorted(self.classes_, y))
+        return label_margin(scores, self.classes_, y)
 
     def input_jacobian(self, X):
         """Gradients of the decision scores with respect to the input.

@@ -10,6 +10,7 @@ import numpy as np
 
 __all__ = [
     "first_order_margin",
+    "label_margin",
     "logit_margin",
     "score_gaps",
     "signed_margin",
@@ -153,3 +154,38 @@ def first_order_margin(scores, jacobian, *, q=2):
         ratio = np.where(gaps <= 0, 0.0, gaps / norms)
     ratio[np.arange(len(c)), c] = np.inf
     return ratio.min(axis=1)
+
+
+def label_margin(scores, classes, y=None):
+    """Margins of a classifier's scores, by prediction or by true label.
+
+    The shared implementation of the estimators' ``margins(X, y=None)``:
+    :func:`logit_margin` without labels, :func:`signed_margin` of the labels
+    (looked up in ``classes``) with them.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples, n_classes)
+        Decision scores, columns in ``classes`` order.
+    classes : ndarray of shape (n_classes,)
+        Sorted class labels of the estimator.
+    y : array-like of shape (n_samples,), default=None
+        True labels.
+
+    Returns
+    -------
+    margin : ndarray of shape (n_samples,)
+        Non-negative margins of the predictions, or signed margins of ``y``.
+    """
+    if y is None:
+        return logit_margin(scores)
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D, got an array of shape {y.shape}.")
+    known = np.isin(y, classes)
+    if not known.all():
+        raise ValueError(
+            f"y contains labels not seen in fit: {np.unique(y[~known])[:10]}; "
+            f"expected labels among {classes}."
+        )
+    return signed_margin(scores, np.searchsorted(classes, y))

@@ -12,6 +12,10 @@ MODULES = [
     "sk_margin.certify",
     "sk_margin.attacks",
     "sk_margin.gaussian",
+    "sk_margin.lipschitz",
+    "sk_margin.losses",
+    "sk_margin.modules",
+    "sk_margin.net",
     "sk_margin.kernel",
 ]
 # Checks enforced: every parameter documented and no unknown one, a summary

@@ -1,0 +1,280 @@
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from scipy.optimize import minimize
+from sklearn.base import clone
+from sklearn.datasets import make_blobs
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler
+
+from sk_margin import box_constrained_attack
+from sk_margin.losses import LOSSES
+from sk_margin.net import MarginNetClassifier
+
+METHODS = ["pairwise", "tsuzuku", "kesidis", "auto"]
+
+
+@pytest.fixture(scope="module")
+def digits(digits_split):
+    X_train, X_test, y_train, y_test = digits_split
+    return X_train[:600], X_test[:60], y_train[:600], y_test[:60]
+
+
+@pytest.fixture(scope="module")
+def fitted_net(digits):
+    X, _, y, _ = digits
+    return MarginNetClassifier(
+        module__hidden_sizes=(64,), max_epochs=15, lr=3e-3, random_state=0
+    ).fit(X, y)
+
+
+def test_fit_predict_on_plain_arrays(fitted_net, digits):
+    _, X_test, _, y_test = digits
+    assert fitted_net.score(X_test, y_test) > 0.85
+    proba = fitted_net.predict_proba(X_test)
+    assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    scores = fitted_net.decision_function(X_test)
+    assert scores.shape == (len(X_test), 10)
+    assert np.array_equal(
+        fitted_net.classes_[scores.argmax(1)], fitted_net.predict(X_test)
+    )
+
+
+def test_string_labels_dataframes_and_float64(digits):
+    X, X_test, y, _ = digits
+    names = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )
+    cols = [f"p{i}" for i in range(64)]
+    net = MarginNetClassifier(max_epochs=3, random_state=0).fit(
+        pd.DataFrame(X.astype(np.float64), columns=cols), names[y]
+    )
+    pred = net.predict(pd.DataFrame(X_test, columns=cols))
+    assert set(pred) <= set(names)
+    assert list(net.feature_names_in_) == cols
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_trains(name, digits):
+    X, _, y, _ = digits
+    net = MarginNetClassifier(
+        criterion=name,
+        module__hidden_sizes=(32,),
+        max_epochs=2,
+        random_state=0,
+        max_reweight_rounds=1,
+    ).fit(X[:200], y[:200])
+    losses = net.history[:, "train_loss"]
+    assert np.all(np.isfinite(losses))
+    assert net.predict(X[:5]).shape == (5,)
+
+
+def test_random_state_gives_identical_results(digits):
+    X, X_test, y, _ = digits
+    a = MarginNetClassifier(max_epochs=2, random_state=3).fit(X, y)
+    b = MarginNetClassifier(max_epochs=2, random_state=3).fit(X, y)
+    assert_allclose(a.predict_proba(X_test), b.predict_proba(X_test))
+    assert_allclose(a.certify(X_test), b.certify(X_test))
+
+
+def test_clone_and_pickle_round_trip(fitted_net, digits):
+    _, X_test, _, _ = digits
+    params = clone(fitted_net).get_params()
+    assert params["module__hidden_sizes"] == (64,)
+    restored = pickle.loads(pickle.dumps(fitted_net))
+    assert_allclose(restored.predict_proba(X_test), fitted_net.predict_proba(X_test))
+    assert_allclose(restored.certify(X_test), fitted_net.certify(X_test))
+
+
+def test_pipeline_and_grid_search_in_parallel(digits):
+    X, _, y, _ = digits
+    pipe = Pipeline(
+        [
+            ("scale", MinMaxScaler()),
+            (
+                "net",
+                MarginNetClassifier(
+                    criterion="lc_lmt",
+                    max_epochs=2,
+                    module__hidden_sizes=(32,),
+                    random_state=0,
+                ),
+            ),
+        ]
+    )
+    search = GridSearchCV(pipe, {"net__criterion__eps": [0.05, 0.2]}, cv=2, n_jobs=2)
+    search.fit(X[:300], y[:300])
+    assert search.best_params_["net__criterion__eps"] in (0.05, 0.2)
+
+
+# ---------------------------------------------------------------- certificates
+def _attack_distances(net, X):
+    """Box attack (a wide box, so it does not bind) refined by SLSQP."""
+    X_adv, success = box_constrained_attack(net, X, p=2, bounds=(-10.0, 11.0))
+    assert success.all()
+    dists = []
+    for x, a in zip(X, X_adv, strict=True):
+        c = net.predict(x[None])[0]
+        ci = np.searchsorted(net.classes_, c)
+        j = np.searchsorted(net.classes_, net.predict(a[None])[0])
+
+        def g(z, ci=ci, j=j):
+            s = net.decision_function(z[None])[0]
+            return s[j] - s[ci] - 1e-7
+
+        res = minimize(
+            lambda z, x=x: np.sum((z - x) ** 2),
+            a,
+            method="SLSQP",
+            constraints=[{"type": "ineq", "fun": g}],
+            options={"maxiter": 100},
+        )
+        z = res.x if net.predict(res.x[None])[0] != c else a
+        dists.append(np.linalg.norm(z - x))
+    return np.array(dists)
+
+
+def test_certificates_never_exceed_attack_distances(fitted_net, digits):
+    _, X_test, _, _ = digits
+    X = X_test[:15]
+    attack = _attack_distances(fitted_net, X)
+    radii = {m: fitted_net.certify(X, method=m) for m in METHODS}
+    for m, r in radii.items():
+        assert np.all(r <= attack), m
+    for m in ("pairwise", "tsuzuku", "kesidis"):
+        assert np.all(radii["auto"] >= radii[m])
+
+
+def test_linear_network_pairwise_certificate_is_the_exact_distance(digits):
+    X, X_test, y, _ = digits
+    net = MarginNetClassifier(
+        module__hidden_sizes=(), max_epochs=3, random_state=0
+    ).fit(X, y)
+    layer = net.module_[-1]
+    W = layer.weight.detach().double().numpy()
+    b = layer.bias.detach().double().numpy()
+    scores = X_test @ W.T + b
+    c = scores.argmax(1)
+    exact = []
+    for i, _x in enumerate(X_test):
+        d = [
+            (scores[i, c[i]] - scores[i, j]) / np.linalg.norm(W[c[i]] - W[j])
+            for j in range(10)
+            if j != c[i]
+        ]
+        exact.append(min(d))
+    assert_allclose(net.certify(X_test, method="pairwise"), exact, rtol=1e-6)
+    for m in ("tsuzuku", "kesidis"):
+        assert np.all(net.certify(X_test, method=m) <= np.array(exact) * (1 + 1e-9))
+
+
+def test_certificates_hold_on_a_dense_grid_in_2d():
+    X, y = make_blobs(
+        n_samples=150,
+        centers=[[0.2, 0.2], [0.8, 0.3], [0.5, 0.8]],
+        cluster_std=0.1,
+        random_state=0,
+    )
+    net = MarginNetClassifier(
+        module__hidden_sizes=(16,),
+        module__activation="tanh",
+        max_epochs=60,
+        lr=1e-2,
+        random_state=0,
+    ).fit(X, y)
+    pts = np.random.default_rng(0).random((20, 2))
+    t = np.linspace(0, 2 * np.pi, 360, endpoint=False)
+    for m in METHODS:
+        for x, r in zip(pts, net.certify(pts, method=m), strict=True):
+            ring = np.linspace(0, r, 25)[:, None, None] * np.stack(
+                [np.cos(t), np.sin(t)], -1
+            )
+            disc = x + ring.reshape(-1, 2)
+            assert np.all(net.predict(disc) == net.predict(x[None])[0]), (m, x, r)
+
+
+def test_lipschitz_constant_bounds_the_network(fitted_net, digits):
+    _, X_test, _, _ = digits
+    L = fitted_net.lipschitz_constant()
+    a, b = X_test[:30], X_test[30:60]
+    fa, fb = fitted_net.decision_function(a), fitted_net.decision_function(b)
+    ratios = np.linalg.norm(fa - fb, axis=1) / np.linalg.norm(a - b, axis=1)
+    assert L >= ratios.max()
+
+
+def test_margins_and_input_jacobian(fitted_net, digits):
+    _, X_test, _, y_test = digits
+    scores = fitted_net.decision_function(X_test)
+    top2 = np.sort(scores, axis=1)[:, -2:]
+    assert_allclose(fitted_net.margins(X_test), top2[:, 1] - top2[:, 0])
+    signed = fitted_net.margins(X_test, y_test)
+    assert np.all((signed > 0) == (fitted_net.predict(X_test) == y_test))
+    J = fitted_net.input_jacobian(X_test[:2])
+    h = 1e-6
+    e = np.zeros(64)
+    e[5] = h
+    fd = (
+        fitted_net.decision_function(X_test[:2] + e)
+        - fitted_net.decision_function(X_test[:2] - e)
+    ) / (2 * h)
+    assert_allclose(J[:, :, 5], fd, atol=1e-5)
+
+
+# ---------------------------------------------------------------- reweighting
+def test_kesidis_reweighting_rounds_multiply_violated_weights(digits):
+    X, _, y, _ = digits
+    net = MarginNetClassifier(
+        criterion="margin_hinge",
+        criterion__mu=5.0,
+        max_epochs=2,
+        reweight_delta=3.0,
+        max_reweight_rounds=2,
+        random_state=0,
+    ).fit(X[:200], y[:200])
+    rounds = [h.get("reweight_round") for h in net.history if "reweight_round" in h]
+    violations = [h["margin_violations"] for h in net.history if "reweight_round" in h]
+    assert rounds[0] == 0 and len(rounds) >= 1
+    assert violations[0] > 0  # a margin of 5 logits is not met after 2 epochs
+    w = net.sample_weight_
+    assert set(np.unique(w)) <= {1.0, 3.0, 9.0}
+    assert np.any(w > 1)
+    assert len(net.history) == 2 * len(rounds)
+
+
+def test_reweighting_is_off_for_losses_without_mu(digits):
+    X, _, y, _ = digits
+    net = MarginNetClassifier(max_epochs=1, random_state=0).fit(X[:100], y[:100])
+    assert not any("reweight_round" in h for h in net.history)
+    assert np.all(net.sample_weight_ == 1)
+
+
+# ---------------------------------------------------------------- bad input
+def test_bad_input_gets_clear_errors(fitted_net, digits):
+    X, _, y, _ = digits
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        MarginNetClassifier(max_epochs=1).fit(X[:10], np.zeros(10))
+    bad = X[:20].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        MarginNetClassifier(max_epochs=1).fit(bad, y[:20])
+    with pytest.raises(ValueError, match="X has 3 features"):
+        fitted_net.predict(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="method must be one of"):
+        fitted_net.certify(X[:2], method="exact")
+    with pytest.raises(ValueError, match="Unknown criterion|unknown|valid"):
+        MarginNetClassifier(criterion="hinge", max_epochs=1).fit(X[:20], y[:20])
+
+
+def test_default_cnn_for_image_inputs():
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 1, 8, 8)).astype(np.float32)
+    y = (X[:, 0, :4].mean(axis=(1, 2)) > X[:, 0, 4:].mean(axis=(1, 2))).astype(int)
+    net = MarginNetClassifier(max_epochs=2, random_state=0).fit(X, y)
+    assert any(isinstance(m, torch.nn.Conv2d) for m in net.module_.modules())
+    radii = net.certify(X[:5])
+    assert radii.shape == (5,) and np.all(radii >= 0)
