@@ -25,13 +25,14 @@ from sk_margin.lipschitz import (
     lipschitz_bound,
     pairwise_lipschitz_bounds,
 )
+from sk_margin.local import local_radius, one_hidden_layer
 from sk_margin.losses import MarginLoss, resolve_loss
 from sk_margin.margins import label_margin, logit_margin, signed_margin
 from sk_margin.modules import default_module_for
 
 __all__ = ["MarginNetClassifier", "softmax"]
 
-NET_CERTIFY_METHODS = ("auto", "pairwise", "tsuzuku", "kesidis")
+NET_CERTIFY_METHODS = ("auto", "pairwise", "tsuzuku", "kesidis", "local")
 
 
 def softmax(logits):
@@ -595,8 +596,11 @@ class MarginNetClassifier(NeuralNetClassifier):
           (Hein & Andriushchenko 2017, Theorem 2.1 and Section 5);
         * ``"tsuzuku"``: ``mu / (sqrt(2) L)`` (Tsuzuku et al. 2018);
         * ``"kesidis"``: ``mu / (2 L_inf)`` (Kesidis et al., Theorem 2.1);
-        * ``"auto"``: per row, the largest of these (each is sound, so their
-          maximum is).
+        * ``"local"``: for one-hidden-layer networks only, Theorem 2.1 with the
+          local bound of Proposition 2.2 (bias included), maximised over the
+          ball radius by bisection (:func:`sk_margin.local.local_radius`);
+        * ``"auto"``: per row, the largest of those available (each is sound,
+          so their maximum is).
 
         All bounds are sound upper bounds computed in float64 in eval mode
         (:mod:`sk_margin.lipschitz`): exact spectral norms for dense layers and
@@ -606,7 +610,8 @@ class MarginNetClassifier(NeuralNetClassifier):
         ----------
         X : array-like of shape (n_samples, ...)
             Points to certify.
-        method : {"auto", "pairwise", "tsuzuku", "kesidis"}, default="auto"
+        method : {"auto", "pairwise", "tsuzuku", "kesidis", "local"}, \
+                default="auto"
             Which certificate.
 
         Returns
@@ -634,4 +639,6 @@ class MarginNetClassifier(NeuralNetClassifier):
         if method in ("kesidis", "auto"):
             Linf = linf_lipschitz_bound(module, self.input_shape_)
             radii["kesidis"] = kesidis_radius(margin, Linf)
+        if method == "local" or (method == "auto" and one_hidden_layer(module)):
+            radii["local"] = local_radius(module, X)
         return np.max(np.stack(list(radii.values())), axis=0)

@@ -13,6 +13,7 @@ MODULES = [
     "sk_margin.attacks",
     "sk_margin.gaussian",
     "sk_margin.lipschitz",
+    "sk_margin.local",
     "sk_margin.losses",
     "sk_margin.modules",
     "sk_margin.net",

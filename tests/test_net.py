@@ -16,7 +16,7 @@ from sk_margin import box_constrained_attack
 from sk_margin.losses import LOSSES
 from sk_margin.net import MarginNetClassifier
 
-METHODS = ["pairwise", "tsuzuku", "kesidis", "auto"]
+METHODS = ["pairwise", "tsuzuku", "kesidis", "local", "auto"]
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +146,17 @@ def test_certificates_never_exceed_attack_distances(fitted_net, digits):
     radii = {m: fitted_net.certify(X, method=m) for m in METHODS}
     for m, r in radii.items():
         assert np.all(r <= attack), m
-    for m in ("pairwise", "tsuzuku", "kesidis"):
+    for m in ("pairwise", "tsuzuku", "kesidis", "local"):
         assert np.all(radii["auto"] >= radii[m])
+
+
+def test_local_certificate_beats_the_global_one(fitted_net, digits):
+    # Hein & Andriushchenko, Table 1: global / local = 0.21-0.69 on MNIST.
+    _, X_test, _, _ = digits
+    local = fitted_net.certify(X_test, method="local")
+    pairwise = fitted_net.certify(X_test, method="pairwise")
+    assert np.mean(pairwise / local) < 0.9
+    assert np.mean(local > pairwise) > 0.9
 
 
 def test_linear_network_pairwise_certificate_is_the_exact_distance(digits):
@@ -171,9 +180,12 @@ def test_linear_network_pairwise_certificate_is_the_exact_distance(digits):
     assert_allclose(net.certify(X_test, method="pairwise"), exact, rtol=1e-6)
     for m in ("tsuzuku", "kesidis"):
         assert np.all(net.certify(X_test, method=m) <= np.array(exact) * (1 + 1e-9))
+    with pytest.raises(ValueError, match="one-hidden-layer network"):
+        net.certify(X_test, method="local")
 
 
-def test_certificates_hold_on_a_dense_grid_in_2d():
+@pytest.mark.parametrize("activation", ["tanh", "relu", "softplus"])
+def test_certificates_hold_on_a_dense_grid_in_2d(activation):
     X, y = make_blobs(
         n_samples=150,
         centers=[[0.2, 0.2], [0.8, 0.3], [0.5, 0.8]],
@@ -182,7 +194,7 @@ def test_certificates_hold_on_a_dense_grid_in_2d():
     )
     net = MarginNetClassifier(
         module__hidden_sizes=(16,),
-        module__activation="tanh",
+        module__activation=activation,
         max_epochs=60,
         lr=1e-2,
         random_state=0,
