@@ -112,6 +112,23 @@ def test_pipeline_and_grid_search_in_parallel(digits):
     assert search.best_params_["net__criterion__eps"] in (0.05, 0.2)
 
 
+def test_grid_search_over_every_loss_hyperparameter(digits):
+    X, _, y, _ = digits
+    net = MarginNetClassifier(
+        module__hidden_sizes=(16,), max_epochs=1, random_state=0, max_reweight_rounds=0
+    )
+    grid = [
+        {"criterion": ["amr"], "criterion__lam": [0.1, 0.2], "criterion__tau": [1.0]},
+        {"criterion": ["margin_hinge"], "criterion__mu": [0.5, 1.0]},
+        {"criterion": ["cross_lipschitz"], "criterion__lam": [1e-3]},
+    ]
+    search = GridSearchCV(net, grid, cv=2, n_jobs=2).fit(X[:200], y[:200])
+    tried = search.cv_results_["params"]
+    assert len(tried) == 5
+    assert {"criterion": "margin_hinge", "criterion__mu": 1.0} in tried
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
 # ---------------------------------------------------------------- certificates
 def _attack_distances(net, X):
     """Box attack (a wide box, so it does not bind) refined by SLSQP."""
