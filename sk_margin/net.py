@@ -537,7 +537,7 @@ class MarginNetClassifier(NeuralNetClassifier):
 
         Returns
         -------
-        jacobian : ndarray of shape (n_samples, n_classes, *sample_shape)
+        jacobian : ndarray of shape ``(n_samples, n_classes) + sample_shape``
             ``grad_x f_j(x)`` (for two classes, the gradient of ``f_1 - f_0``,
             matching :meth:`decision_function`).
         """
