@@ -2,8 +2,8 @@
 
 ``sk_margin`` trains classifiers for large margins in *input space* and
 certifies, per input, an l2 radius within which their decision cannot change.
-The torch-backed :class:`MarginNetClassifier` is imported on first use, so that
-the kernel estimator does not pay for importing torch.
+The torch-backed :class:`MarginNetClassifier` and :class:`MarginStatistics` are
+imported on first use, so that the kernel estimator does not pay for importing torch.
 """
 
 from sk_margin.attacks import box_constrained_attack
@@ -14,6 +14,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "MarginKernelLogReg",
     "MarginNetClassifier",
+    "MarginStatistics",
     "__version__",
     "box_constrained_attack",
 ]
@@ -24,6 +25,10 @@ def __getattr__(name):
         from sk_margin.net import MarginNetClassifier
 
         return MarginNetClassifier
+    if name == "MarginStatistics":
+        from sk_margin.callbacks import MarginStatistics
+
+        return MarginStatistics
     raise AttributeError(f"module 'sk_margin' has no attribute {name!r}")
 
 

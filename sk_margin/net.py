@@ -13,7 +13,7 @@ from sklearn.utils.validation import (
 )
 from skorch import NeuralNetClassifier
 from skorch.dataset import unpack_data
-from skorch.utils import to_tensor
+from skorch.utils import is_dataset, to_tensor
 
 from sk_margin.certify import (
     cross_lipschitz_radius,
@@ -490,6 +490,8 @@ class MarginNetClassifier(NeuralNetClassifier):
             Probabilities of the classes in ``classes_`` order.
         """
         check_is_fitted(self, "module_")
+        if is_dataset(X):  # skorch's own scoring on its validation split
+            return super().predict_proba(X)
         return super().predict_proba(self._validate_X(X))
 
     def predict(self, X):
@@ -507,6 +509,11 @@ class MarginNetClassifier(NeuralNetClassifier):
             decision that :meth:`certify` certifies.
         """
         check_is_fitted(self, "module_")
+        if is_dataset(X):
+            # skorch scores its internal validation split (encoded labels) by
+            # calling predict on a Dataset: answer in column indices, as
+            # skorch's NeuralNetClassifier does.
+            return np.argmax(super().predict_proba(X), axis=1)
         scores = self._logits64(self._validate_X(X, dtype=np.float64))
         return self.classes_[np.argmax(scores, axis=1)]
 

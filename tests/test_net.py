@@ -74,6 +74,18 @@ def test_every_loss_trains(name, digits):
     assert net.predict(X[:5]).shape == (5,)
 
 
+def test_skorch_validation_split_and_its_accuracy_work(digits):
+    from skorch.dataset import ValidSplit
+
+    X, _, y, _ = digits
+    names = np.array(list("abcdefghij"))[y]
+    net = MarginNetClassifier(
+        train_split=ValidSplit(5, stratified=True), max_epochs=3, random_state=0
+    ).fit(X, names)
+    assert net.history[-1, "valid_acc"] > 0.5  # labels compared consistently
+    assert set(net.predict(X[:5])) <= set(names)
+
+
 def test_random_state_gives_identical_results(digits):
     X, X_test, y, _ = digits
     a = MarginNetClassifier(max_epochs=2, random_state=3).fit(X, y)
