@@ -6,57 +6,29 @@ the same name, so that skorch routing (``criterion__eps=0.5``) and
 ``GridSearchCV`` (``{"criterion__eps": [0.1, 0.5]}``) reach them. Losses are
 selected by name through :data:`LOSSES` / :func:`resolve_loss`.
 
-The loss interface
-------------------
-A loss subclasses :class:`MarginLoss` and implements ::
-
-    forward(logits, target, *, X=None, module=None, features=None,
-            sample_weight=None) -> scalar tensor
-
-- ``logits`` (n, K) float and ``target`` (n,) long class indices;
-- ``X`` is the input batch, the very tensor the network received;
-- ``module`` is the torch network (weights, Lipschitz estimates);
-- ``features`` (n, h) is the input of the network's last ``nn.Linear``
-  (penultimate features), captured by a forward hook in the same forward pass;
-- ``sample_weight`` (n,) float or None.
-
-It returns the batch mean of the per-sample losses, or
-``sum(w * l) / sum(w)`` when ``sample_weight`` is given (:func:`_reduce` does
-this), plus any batch-level term (e.g. a weight penalty). Two class
-attributes tell the network what to provide:
-
-- ``needs_input_grad = True``: the net calls ``X.requires_grad_(True)`` before
-  the forward pass (with gradients enabled, also when validating), so
-  ``forward`` may differentiate ``logits`` w.r.t. ``X`` with
-  ``create_graph=True`` (double back-propagation);
-- ``needs_features = True``: the net passes ``features``.
-
-Adding your own loss takes a subclass; pass the class (or an instance) as the
-criterion, e.g. ``MarginNetClassifier(criterion=SquaredHinge,
-criterion__mu=2.0)``:
-
->>> import torch
->>> from sk_margin.losses import MarginLoss, _reduce
->>> class SquaredHinge(MarginLoss):
-...     def __init__(self, mu=1.0):
-...         super().__init__()
-...         self.mu = mu
-...
-...     def forward(self, logits, target, *, sample_weight=None, **unused):
-...         f_c = logits.gather(1, target[:, None])[:, 0]
-...         runner_up = logits.scatter(1, target[:, None], -torch.inf).amax(1)
-...         per_sample = torch.relu(runner_up + self.mu - f_c) ** 2
-...         return _reduce(per_sample, sample_weight)
->>> SquaredHinge(mu=1.0)(torch.tensor([[2.0, 0.5], [0.0, 0.2]]), torch.tensor([0, 0]))
-tensor(0.7200)
+Adding your own loss takes a subclass of :class:`MarginLoss`; the interface
+(the arguments of ``forward`` and the class attributes telling the network
+what to pass) is described in :mod:`sk_margin.loss_base`.
 """
 
-import inspect
 import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from sk_margin.loss_base import (
+    _FORWARD_DOC,
+    _TINY,
+    MarginLoss,
+    _check_inputs,
+    _gather,
+    _input_gradients,
+    _log_softplus,
+    _reduce,
+    _runner_up,
+)
+from sk_margin.power_iteration import PowerIterationLipschitz
 
 __all__ = [
     "LOSSES",
@@ -74,154 +46,7 @@ __all__ = [
     "resolve_loss",
 ]
 
-_TINY = 1e-12
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_KEYWORD_KINDS = (
-    inspect.Parameter.POSITIONAL_OR_KEYWORD,
-    inspect.Parameter.KEYWORD_ONLY,
-)
-
-
-# ----------------------------------------------------------------- helpers ---
-def _reduce(per_sample, sample_weight):
-    """Batch mean of ``per_sample``, or ``sum(w * l) / sum(w)`` with weights.
-
-    A weight of 2 counts a sample twice, a weight of 0 removes it; all-zero
-    weights give 0.
-    """
-    if sample_weight is None:
-        return per_sample.mean()
-    w = torch.as_tensor(sample_weight).to(per_sample)
-    if w.shape != per_sample.shape:
-        raise ValueError(
-            f"sample_weight has shape {tuple(w.shape)}, but the batch has "
-            f"{per_sample.shape[0]} samples; expected shape ({per_sample.shape[0]},)."
-        )
-    return (w * per_sample).sum() / w.sum().clamp_min(_TINY)
-
-
-def _check_inputs(logits, target):
-    if logits.ndim != 2 or logits.shape[1] < 2:
-        raise ValueError(
-            "logits must have shape (n_samples, n_classes) with n_classes >= 2, "
-            f"got shape {tuple(logits.shape)}."
-        )
-    if target.shape != logits.shape[:1]:
-        raise ValueError(
-            f"target must have shape ({logits.shape[0]},), got {tuple(target.shape)}."
-        )
-    return target.long()
-
-
-def _gather(scores, target):
-    """``scores[i, target[i]]`` for every row."""
-    return scores.gather(1, target[:, None])[:, 0]
-
-
-def _runner_up(scores, target):
-    """Largest score over ``j != target`` (the target is masked by index)."""
-    masked = scores.scatter(1, target[:, None], -torch.inf)
-    return masked.max(1)
-
-
-def _log_softplus(z):
-    """``log(softplus(z))`` without underflow: it tends to ``z`` as z -> -inf."""
-    safe = z.clamp_min(-20.0)  # keeps the unused branch finite for autograd
-    return torch.where(z > -20.0, torch.log(F.softplus(safe)), z)
-
-
-def _input_gradients(logits, X, name):
-    """``G[i, k] = grad_x f_k(x_i)`` flattened to shape (n, K, d).
-
-    One backward pass per class on ``logits[:, k].sum()``: this is the
-    per-sample gradient as long as samples do not interact in the forward pass
-    (true for eval-mode networks; BatchNorm in training mode couples them).
-    """
-    if not isinstance(X, torch.Tensor) or not X.requires_grad:
-        raise ValueError(
-            f"{name} differentiates the logits w.r.t. the input: pass X, call "
-            "X.requires_grad_(True) before the forward pass and keep gradients "
-            "enabled (needs_input_grad is True)."
-        )
-    if not logits.requires_grad:
-        raise ValueError(
-            f"{name}: the logits do not depend on X through autograd; run the "
-            "forward pass with gradients enabled."
-        )
-    create_graph = torch.is_grad_enabled()
-    n = logits.shape[0]
-    grads = []
-    for k in range(logits.shape[1]):
-        (g,) = torch.autograd.grad(
-            logits[:, k].sum(),
-            X,
-            create_graph=create_graph,
-            retain_graph=True,
-            materialize_grads=True,
-        )
-        grads.append(g.reshape(n, -1))
-    return torch.stack(grads, 1)
-
-
-# -------------------------------------------------------------- interface ---
-class MarginLoss(nn.Module):
-    """Base class of the margin losses; subclasses implement ``forward``.
-
-    See the module docstring for the interface. ``needs_input_grad`` and
-    ``needs_features`` are class attributes read by the network.
-    """
-
-    needs_input_grad = False
-    needs_features = False
-
-    def __init__(self):
-        super().__init__()
-
-    def forward(
-        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
-    ):
-        """Loss of a batch.
-
-        Parameters
-        ----------
-        logits : torch.Tensor of shape (n_samples, n_classes)
-            Decision scores of the network.
-        target : torch.Tensor of shape (n_samples,)
-            Class indices (long).
-        X : torch.Tensor, default=None
-            The input batch the network received; requires grad when
-            ``needs_input_grad`` is True.
-        module : torch.nn.Module, default=None
-            The network, for losses that read its weights.
-        features : torch.Tensor of shape (n_samples, n_features), default=None
-            Input of the network's last ``nn.Linear`` (``needs_features``).
-        sample_weight : torch.Tensor of shape (n_samples,), default=None
-            Per-sample weights.
-
-        Returns
-        -------
-        loss : torch.Tensor
-            Scalar: the (weighted) batch mean of the per-sample losses, plus
-            any batch-level term.
-        """
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement forward(logits, target, ...)."
-        )
-
-    def extra_repr(self):
-        """Hyperparameters shown by ``repr``.
-
-        Returns
-        -------
-        text : str
-            ``name=value`` pairs of the ``__init__`` keyword arguments.
-        """
-        params = inspect.signature(type(self).__init__).parameters.values()
-        names = [p.name for p in params if p.kind in _KEYWORD_KINDS][1:]
-        return ", ".join(f"{n}={getattr(self, n, None)!r}" for n in names)
-
-
-_FORWARD_DOC = MarginLoss.forward.__doc__
 
 
 class CrossEntropyMarginLoss(MarginLoss):
@@ -246,84 +71,6 @@ class CrossEntropyMarginLoss(MarginLoss):
 
 
 # ------------------------------------------- Lipschitz-margin training ---
-def _pool_lipschitz(layer, name):
-    """l2 Lipschitz bound of max / average pooling from window overlaps.
-
-    An input entry lies in at most ``c = prod_d ceil((dil_d (k_d - 1) + 1) / s_d)``
-    windows, so max pooling is ``sqrt(c)``-Lipschitz and average pooling
-    (mean of ``prod k_d`` entries, Cauchy-Schwarz) ``sqrt(c / prod k_d)``.
-    """
-    dim = int(type(layer).__name__[-2])
-
-    def per_dim(value):
-        return tuple(value) if isinstance(value, (tuple, list)) else (value,) * dim
-
-    k = per_dim(layer.kernel_size)
-    s = per_dim(layer.stride or layer.kernel_size)
-    dil = per_dim(getattr(layer, "dilation", 1))
-    spans = [d * (a - 1) + 1 for a, d in zip(k, dil, strict=True)]
-    cover = math.prod(math.ceil(span / b) for span, b in zip(spans, s, strict=True))
-    if isinstance(layer, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
-        return math.sqrt(cover)
-    padded = any(per_dim(layer.padding))
-    if (
-        (padded and not layer.count_include_pad)
-        or layer.ceil_mode
-        or getattr(layer, "divisor_override", None)
-    ):
-        raise TypeError(
-            f"Cannot bound the Lipschitz constant of layer '{name}' ({layer!r}): "
-            "average pooling with count_include_pad=False, ceil_mode or "
-            "divisor_override averages fewer entries at the border."
-        )
-    return math.sqrt(cover / math.prod(k))
-
-
-_LIPSCHITZ_ONE = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.Hardtanh,
-    nn.Tanh,
-    nn.Softplus,
-    nn.Flatten,
-    nn.Unflatten,
-    nn.Identity,
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-)
-_POOLS = (
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.MaxPool3d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AvgPool3d,
-)
-
-
-def _capture_input_shapes(module, X, layers):
-    """Per-sample input shape of each layer, from an eval forward of ``X[:1]``."""
-    shapes = {}
-
-    def hook(layer, args):
-        shapes.setdefault(layer, tuple(args[0].shape[1:]))
-
-    handles = [layer.register_forward_pre_hook(hook) for layer in layers]
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()  # no BatchNorm statistics update, no dropout
-    try:
-        with torch.no_grad():
-            module(X[:1])
-    finally:
-        for h in handles:
-            h.remove()
-        for m, mode in modes:
-            m.training = mode
-    return shapes
-
-
 class _LipschitzMarginLoss(MarginLoss):
     """Shared code of LMT and LC-LMT: the Lipschitz estimate and the inflation."""
 
@@ -333,72 +80,25 @@ class _LipschitzMarginLoss(MarginLoss):
         super().__init__()
         self.eps = eps
         self.clip = clip
-        self.power_iterates_ = {}
-        self.lipschitz_ = None
+        self._estimator = PowerIterationLipschitz()
 
-    def _spectral_norm(self, name, apply, weight, shape):
-        """One persistent power-iteration step; ``u^T A(W) v``, u, v detached."""
-        v = self.power_iterates_.get(name)
-        if v is None or tuple(v.shape) != tuple(shape):
-            v = torch.randn(shape, dtype=weight.dtype, device=weight.device)
-            v = v / v.norm().clamp_min(_TINY)
-        v = v.to(weight)
-        with torch.enable_grad():
-            v_in = v.detach().requires_grad_(True)
-            Av = apply(v_in, weight.detach())
-            u = Av.detach() / Av.detach().norm().clamp_min(_TINY)
-            (ATu,) = torch.autograd.grad(Av, v_in, grad_outputs=u)
-        norm = ATu.norm()
-        v = torch.where(norm > 0, ATu / norm.clamp_min(_TINY), v)
-        self.power_iterates_[name] = v.detach()
-        return (u * apply(v, weight)).sum()
+    @property
+    def power_iterates_(self):
+        """Power-iteration vectors of the Lipschitz estimate (see Attributes)."""
+        return self._estimator.power_iterates_
 
-    def _layer_lipschitz(self, name, layer, shapes):
-        if isinstance(layer, nn.Linear):
-            return self._spectral_norm(
-                name, F.linear, layer.weight, (layer.in_features,)
-            )
-        if isinstance(layer, _CONV):
-            return self._spectral_norm(
-                name,
-                lambda v, w: layer._conv_forward(v, w, None),
-                layer.weight,
-                (1, *shapes[layer]),
-            )
-        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
-            if layer.running_var is None:
-                raise TypeError(
-                    f"Cannot bound the Lipschitz constant of layer '{name}' "
-                    f"({layer!r}): it keeps no running variance "
-                    "(track_running_stats=False)."
-                )
-            scale = torch.rsqrt(layer.running_var + layer.eps)
-            if layer.weight is not None:
-                scale = layer.weight.abs() * scale
-            return scale.max()
-        if isinstance(layer, nn.LeakyReLU):
-            return max(1.0, abs(layer.negative_slope))
-        if isinstance(layer, nn.ELU):
-            return max(1.0, layer.alpha)
-        if isinstance(layer, nn.Sigmoid):
-            return 0.25
-        if isinstance(layer, _LIPSCHITZ_ONE):
-            return 1.0
-        if isinstance(layer, _POOLS):
-            return _pool_lipschitz(layer, name)
-        raise TypeError(
-            f"Cannot bound the Lipschitz constant of layer '{name}' "
-            f"({type(layer).__name__}). Supported: Linear, Conv1d/2d/3d, "
-            "BatchNorm, ReLU, ReLU6, LeakyReLU, ELU, Tanh, Sigmoid, Softplus, "
-            "Hardtanh, Max/AvgPool, Flatten, Unflatten, Dropout, Identity."
-        )
+    @property
+    def lipschitz_(self):
+        """The estimate used by the last call (see Attributes)."""
+        return self._estimator.lipschitz_
 
     def lipschitz_estimate(self, module, X=None):
         """Estimate of the l2 Lipschitz constant of ``module``.
 
         The product over the leaf layers of per-layer bounds, the spectral
         norms of ``nn.Linear`` / convolution layers coming from one persistent
-        power-iteration step per call (see the class Notes).
+        power-iteration step per call (see the class Notes and
+        :class:`sk_margin.power_iteration.PowerIterationLipschitz`).
 
         Parameters
         ----------
@@ -406,7 +106,7 @@ class _LipschitzMarginLoss(MarginLoss):
             The network, treated as the chain of its leaf modules.
         X : torch.Tensor, default=None
             The input batch; needed once, to find the input shape of
-            convolution layers.
+            convolution and pooling layers.
 
         Returns
         -------
@@ -418,34 +118,7 @@ class _LipschitzMarginLoss(MarginLoss):
                 f"{type(self).__name__} needs the network: pass module=<the torch "
                 "module> to estimate its Lipschitz constant."
             )
-        leaves = []
-        for name, layer in module.named_modules():
-            if not next(layer.children(), None):
-                leaves.append((name, layer))
-            elif next(layer.parameters(recurse=False), None) is not None:
-                raise TypeError(
-                    f"Cannot bound the Lipschitz constant of layer '{name}' "
-                    f"({type(layer).__name__}): it holds parameters outside "
-                    "its sub-modules."
-                )
-        convs = [layer for _, layer in leaves if isinstance(layer, _CONV)]
-        shapes = {}
-        known = self.power_iterates_
-        if any(name not in known for name, layer in leaves if layer in convs):
-            if not isinstance(X, torch.Tensor):
-                raise ValueError(
-                    f"{type(self).__name__} needs X to find the input shape of "
-                    "the convolution layers."
-                )
-            shapes = _capture_input_shapes(module, X.detach(), convs)
-        for name, layer in leaves:
-            if layer in convs and layer not in shapes:
-                shapes[layer] = tuple(known[name].shape[1:])
-        lipschitz = torch.ones((), dtype=torch.get_default_dtype())
-        for name, layer in leaves:
-            lipschitz = lipschitz * self._layer_lipschitz(name, layer, shapes)
-        self.lipschitz_ = lipschitz.detach()
-        return lipschitz
+        return self._estimator(module, X)
 
     def forward(
         self, logits, target, *, X=None, module=None, features=None, sample_weight=None
@@ -473,22 +146,18 @@ class _LipschitzMarginLoss(MarginLoss):
 _LMT_NOTES = """
     Notes
     -----
-    ``L`` is an *estimate* (from below, at every step) of the product bound
-    ``prod_l Lip(layer_l)`` over the leaf modules of the network, which is
-    assumed to be their chain: operations written in ``forward`` (``F.relu``,
-    residual additions, reused layers) are invisible and taken as 1-Lipschitz.
-    ``nn.Linear`` and convolution layers contribute their spectral norm (bias
-    excluded), estimated by *one* power-iteration step per call with vectors
-    kept in ``power_iterates_`` across calls, as in LMT. Convolutions use the
-    linear map on an input shaped like the layer's (found once from an eval
-    forward of ``X[:1]``) and its adjoint through autograd. The estimate is
-    ``u^T W v`` with ``u, v`` detached, so the margin term trains the weights.
-    Fixed bounds: ReLU, ReLU6, Hardtanh, Tanh, Softplus, Flatten, Unflatten,
-    Identity, Dropout 1 (eval-mode maps); LeakyReLU ``max(1, |slope|)``; ELU
-    ``max(1, alpha)``; Sigmoid 1/4; BatchNorm ``max_c |gamma_c| /
-    sqrt(running_var_c + eps)`` (the authors use the batch variance in
-    training); max / average pooling from window overlaps. Other layers raise
-    a TypeError naming the layer.
+    ``L`` is the estimate of
+    :class:`sk_margin.power_iteration.PowerIterationLipschitz`, from below at
+    every step, of the product bound ``prod_l Lip(layer_l)`` over the leaf
+    modules of the network (assumed to be their chain: operations written in
+    ``forward`` are invisible). The spectral norms of ``nn.Linear`` and
+    convolution layers (bias excluded) come from *one* power-iteration step
+    per call, with vectors kept in ``power_iterates_`` across calls, as in
+    LMT; the estimate is ``u^T W v`` with ``u, v`` detached, so the margin
+    term trains the weights. Layers without a weight matrix use the rules of
+    the sound bounds (:mod:`sk_margin.layer_bounds`); BatchNorm uses its
+    running variance (the authors use the batch variance in training).
+    Unsupported layers raise a TypeError naming the layer.
 
     ``clip=True`` follows the authors' released code (``Lmt`` in
     ``src/function/last_fc.py`` of ytsmiling/lmt), which lowers the target

@@ -13,12 +13,15 @@ MODULES = [
     "sk_margin.attacks",
     "sk_margin.callbacks",
     "sk_margin.gaussian",
+    "sk_margin.layer_bounds",
     "sk_margin.lipschitz",
     "sk_margin.local",
+    "sk_margin.loss_base",
     "sk_margin.losses",
     "sk_margin.modules",
     "sk_margin.net",
     "sk_margin.kernel",
+    "sk_margin.power_iteration",
 ]
 # Checks enforced: every parameter documented and no unknown one, a summary
 # line, return values described, no missing docstring.

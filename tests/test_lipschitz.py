@@ -256,6 +256,46 @@ def test_max_pooling_bound_is_sound_and_attained(pool):
     assert_allclose(bound, best, rtol=1e-8)
 
 
+POOLS_1D_3D = [
+    (nn.AvgPool1d(3, stride=2, padding=1), (2, 7)),
+    (
+        nn.AvgPool1d(3, stride=2, padding=1, count_include_pad=False, ceil_mode=True),
+        (2, 8),
+    ),
+    (nn.AdaptiveAvgPool1d(3), (2, 7)),
+    (nn.AvgPool3d(2), (1, 4, 5, 3)),
+    (
+        nn.AvgPool3d((2, 3, 2), stride=1, padding=(1, 1, 0), count_include_pad=False),
+        (1, 4, 5, 3),
+    ),
+    (
+        nn.AvgPool3d(3, stride=2, padding=1, ceil_mode=True, divisor_override=5),
+        (1, 5, 5, 4),
+    ),
+    (nn.AdaptiveAvgPool3d((2, 3, 2)), (1, 5, 4, 3)),
+    (nn.MaxPool1d(3, stride=1), (1, 7)),
+    (nn.MaxPool1d(3, stride=2, dilation=2, padding=1, ceil_mode=True), (1, 9)),
+    (nn.AdaptiveMaxPool1d(4), (1, 7)),
+    (nn.MaxPool3d((3, 2, 2), stride=(1, 2, 1), dilation=(1, 1, 2)), (1, 5, 4, 5)),
+    (nn.AdaptiveMaxPool3d((2, 3, 2)), (1, 3, 5, 3)),
+]
+
+
+@pytest.mark.parametrize(("pool", "in_shape"), POOLS_1D_3D, ids=repr)
+def test_1d_and_3d_pooling_bounds_are_exact(pool, in_shape):
+    bound = lipschitz_bound(pool, in_shape)
+    if "Max" not in type(pool).__name__:
+        exact = _norm(_dense(pool, in_shape))
+    else:  # attained at a single dominant entry, as in 2-D
+        exact = 0.0
+        for index in np.ndindex(*in_shape[1:]):
+            x = torch.zeros(in_shape, dtype=torch.float64)
+            x[(0, *index)] = 1.0
+            exact = max(exact, _norm(_jacobian(_double(pool), x)))
+    assert bound >= exact
+    assert_allclose(bound, exact, rtol=1e-8)
+
+
 def test_max_pooling_with_overlap_counts_windows():
     # kernel 3, stride 1 on 6 pixels: an inner pixel is in 3 windows per axis.
     assert_allclose(lipschitz_bound(nn.MaxPool2d(3, stride=1), (1, 6, 6)), 3.0)
@@ -267,6 +307,8 @@ def test_max_pooling_with_overlap_counts_windows():
     ("layer", "lipschitz"),
     [
         (nn.ReLU(), 1.0),
+        (nn.ReLU6(), 1.0),
+        (nn.Hardtanh(-0.5, 2.0), 1.0),
         (nn.LeakyReLU(0.1), 1.0),
         (nn.LeakyReLU(-2.5), 2.5),
         (nn.Softplus(), 1.0),
