@@ -18,7 +18,7 @@ from skorch.callbacks import Callback
 from skorch.dataset import Dataset, unpack_data
 from skorch.utils import to_numpy
 
-from sk_margin.lipschitz import lipschitz_bound, pairwise_lipschitz_bounds
+from sk_margin.lipschitz import lipschitz_bound, network_lipschitz_bounds
 from sk_margin.margins import score_gaps, signed_margin
 
 __all__ = ["MarginStatistics"]
@@ -261,10 +261,11 @@ class MarginStatistics(Callback):
         if eps is None:
             eps = getattr(getattr(net, "criterion_", None), "eps", None)
         pair = None
-        if self.kind == "lipschitz":
-            pair = pairwise_lipschitz_bounds(module, input_shape)
-        if self.kind == "lipschitz" or eps is not None:
+        if self.kind == "lipschitz":  # one pass over the layers for both bounds
+            lip, _, pair = network_lipschitz_bounds(module, input_shape)
+        elif eps is not None:
             lip = lipschitz_bound(module, input_shape)
+        if self.kind == "lipschitz" or eps is not None:
             net.history.record("lipschitz_bound", lip)
 
         scores = self._scores(module, X)

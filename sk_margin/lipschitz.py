@@ -39,6 +39,7 @@ __all__ = [
     "layer_lipschitz_bounds",
     "linf_lipschitz_bound",
     "lipschitz_bound",
+    "network_lipschitz_bounds",
     "pairwise_lipschitz_bounds",
 ]
 
@@ -211,8 +212,7 @@ def layer_lipschitz_bounds(module, input_shape):
     ... ]
     [(0, 'Linear'), (1, 'Sigmoid')]
     """
-    with _eval_mode(module):
-        records = _analyse(module, input_shape)
+    records = _records(module, input_shape)
     return [(pos, layer, bound) for pos, (_, layer, _, bound) in enumerate(records)]
 
 
@@ -261,28 +261,72 @@ def lipschitz_bound(module, input_shape):
     return _upper(math.prod(bounds))
 
 
-def _head(module, input_shape, caller):
-    """Float64 weight of the last ``nn.Linear`` and the bound of what precedes it."""
+def _records(module, input_shape):
     with _eval_mode(module):
-        records = _analyse(module, input_shape)
-        last = len(records) - 1
-        while last >= 0 and isinstance(records[last][1], (nn.Identity, *_DROPOUTS)):
-            last -= 1
-        if last < 0 or not isinstance(records[last][1], nn.Linear):
-            got = "no layer" if last < 0 else records[last][0]
-            raise ValueError(
-                f"{caller} needs a network whose last layer is nn.Linear "
-                f"(optionally followed by nn.Identity or nn.Dropout); got {got}."
-            )
-        desc, layer, in_shape, _ = records[last]
-        if len(in_shape) != 2:
-            raise ValueError(
-                f"{caller} needs one score vector per sample, but {desc} gets an "
-                f"input of shape {in_shape}; flatten its input first."
-            )
-        weight = layer.weight.detach().to("cpu", torch.float64).numpy()
+        return _analyse(module, input_shape)
+
+
+def _head(records, caller):
+    """Float64 weight of the last ``nn.Linear`` and the bound of what precedes it."""
+    last = len(records) - 1
+    while last >= 0 and isinstance(records[last][1], (nn.Identity, *_DROPOUTS)):
+        last -= 1
+    if last < 0 or not isinstance(records[last][1], nn.Linear):
+        got = "no layer" if last < 0 else records[last][0]
+        raise ValueError(
+            f"{caller} needs a network whose last layer is nn.Linear "
+            f"(optionally followed by nn.Identity or nn.Dropout); got {got}."
+        )
+    desc, layer, in_shape, _ = records[last]
+    if len(in_shape) != 2:
+        raise ValueError(
+            f"{caller} needs one score vector per sample, but {desc} gets an "
+            f"input of shape {in_shape}; flatten its input first."
+        )
+    weight = layer.weight.detach().to("cpu", torch.float64).numpy()
     prefix = _upper(math.prod(bound for _, _, _, bound in records[:last]))
     return weight, prefix
+
+
+def _linf(weight, prefix):
+    return _upper(np.linalg.norm(weight, axis=1).max() * prefix)
+
+
+def _pairwise(weight, prefix):
+    # Row by row (not via Gram matrices, whose cancellation could round down).
+    norms = np.stack([np.linalg.norm(w - weight, axis=1) for w in weight])
+    bounds = norms * _upper(prefix)
+    np.fill_diagonal(bounds, 0.0)
+    return bounds
+
+
+def network_lipschitz_bounds(module, input_shape):
+    """The product, l_inf and pairwise bounds from one pass over the layers.
+
+    The same values as :func:`lipschitz_bound`, :func:`linf_lipschitz_bound`
+    and :func:`pairwise_lipschitz_bounds`, for callers that need all three:
+    the per-layer bounds (SVDs, convolution bounds) are computed once.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A sequential network whose last layer is ``nn.Linear``.
+    input_shape : tuple of int
+        Shape of one input sample, without the batch dimension.
+
+    Returns
+    -------
+    l2 : float
+        :func:`lipschitz_bound`.
+    linf : float
+        :func:`linf_lipschitz_bound`.
+    pairwise : ndarray of shape (n_classes, n_classes)
+        :func:`pairwise_lipschitz_bounds`.
+    """
+    records = _records(module, input_shape)
+    weight, prefix = _head(records, "network_lipschitz_bounds")
+    l2 = _upper(math.prod(bound for _, _, _, bound in records))
+    return l2, _linf(weight, prefix), _pairwise(weight, prefix)
 
 
 def linf_lipschitz_bound(module, input_shape):
@@ -327,8 +371,7 @@ def linf_lipschitz_bound(module, input_shape):
     >>> round(linf_lipschitz_bound(net, (2,)), 6)
     5.0
     """
-    weight, prefix = _head(module, input_shape, "linf_lipschitz_bound")
-    return _upper(np.linalg.norm(weight, axis=1).max() * prefix)
+    return _linf(*_head(_records(module, input_shape), "linf_lipschitz_bound"))
 
 
 def pairwise_lipschitz_bounds(module, input_shape):
@@ -372,9 +415,5 @@ def pairwise_lipschitz_bounds(module, input_shape):
     array([[0., 5.],
            [5., 0.]])
     """
-    weight, prefix = _head(module, input_shape, "pairwise_lipschitz_bounds")
-    # Row by row (not via Gram matrices, whose cancellation could round down).
-    norms = np.stack([np.linalg.norm(w - weight, axis=1) for w in weight])
-    bounds = norms * _upper(prefix)
-    np.fill_diagonal(bounds, 0.0)
-    return bounds
+    records = _records(module, input_shape)
+    return _pairwise(*_head(records, "pairwise_lipschitz_bounds"))

@@ -20,11 +20,7 @@ from sk_margin.certify import (
     kesidis_radius,
     lipschitz_margin_radius,
 )
-from sk_margin.lipschitz import (
-    linf_lipschitz_bound,
-    lipschitz_bound,
-    pairwise_lipschitz_bounds,
-)
+from sk_margin.lipschitz import lipschitz_bound, network_lipschitz_bounds
 from sk_margin.local import local_radius, one_hidden_layer
 from sk_margin.losses import MarginLoss, resolve_loss
 from sk_margin.margins import label_margin, logit_margin, signed_margin
@@ -637,14 +633,16 @@ class MarginNetClassifier(NeuralNetClassifier):
             scores = module(torch.from_numpy(np.array(X))).numpy()
         margin = logit_margin(scores)
         radii = {}
+        if method in ("pairwise", "kesidis", "auto"):
+            # One pass over the layers gives all three global bounds.
+            L2, Linf, pair = network_lipschitz_bounds(module, self.input_shape_)
+        elif method == "tsuzuku":  # needs no final nn.Linear
+            L2 = lipschitz_bound(module, self.input_shape_)
         if method in ("pairwise", "auto"):
-            pair = pairwise_lipschitz_bounds(module, self.input_shape_)
             radii["pairwise"] = cross_lipschitz_radius(scores, pair)
         if method in ("tsuzuku", "auto"):
-            L2 = lipschitz_bound(module, self.input_shape_)
             radii["tsuzuku"] = lipschitz_margin_radius(margin, L2)
         if method in ("kesidis", "auto"):
-            Linf = linf_lipschitz_bound(module, self.input_shape_)
             radii["kesidis"] = kesidis_radius(margin, Linf)
         if method == "local" or (method == "auto" and one_hidden_layer(module)):
             radii["local"] = local_radius(module, X)

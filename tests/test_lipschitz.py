@@ -569,3 +569,21 @@ def test_parametrized_spectral_norm_is_bounded_without_updating_it():
     assert bounds[0] >= _norm(weight)
     for key, value in net.state_dict().items():
         assert torch.equal(value, state[key]), key
+
+
+def test_network_bounds_agree_with_the_single_bounds():
+    from sk_margin.lipschitz import (
+        linf_lipschitz_bound,
+        lipschitz_bound,
+        network_lipschitz_bounds,
+        pairwise_lipschitz_bounds,
+    )
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4)
+    )
+    l2, linf, pair = network_lipschitz_bounds(net, (6,))
+    assert l2 == lipschitz_bound(net, (6,))
+    assert linf == linf_lipschitz_bound(net, (6,))
+    np.testing.assert_array_equal(pair, pairwise_lipschitz_bounds(net, (6,)))
