@@ -15,7 +15,7 @@ from torch import nn
 from sk_margin.certify import theorem21_radius
 from sk_margin.margins import score_gaps
 
-__all__ = ["derivative_range", "local_radius", "one_hidden_layer"]
+__all__ = ["derivative_range", "hidden_layers", "local_radius", "one_hidden_layer"]
 
 _PASSTHROUGH = (nn.Flatten, nn.Identity, nn.Dropout)
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Softplus, nn.Tanh, nn.Sigmoid)
@@ -23,20 +23,22 @@ _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Softplus, nn.Tanh, nn.Sigmoid)
 _ROUNDING_SLACK = 1e-9
 
 
-def one_hidden_layer(module):
-    """The parts ``(U, b, activation, W, c)`` of a one-hidden-layer network.
+def hidden_layers(module):
+    """The layers ``(first Linear, activation, last Linear)`` of a one-hidden-layer net.
 
     Parameters
     ----------
-    module : nn.Sequential
-        ``[Flatten] -> Linear -> activation -> [Dropout] -> Linear``, with any
-        of ``nn.Flatten``, ``nn.Identity`` and ``nn.Dropout`` in between.
+    module : nn.Module
+        ``[Flatten] -> Linear -> activation -> [Dropout] -> Linear`` as an
+        ``nn.Sequential``, with any of ``nn.Flatten``, ``nn.Identity`` and
+        ``nn.Dropout`` in between; the activation is ``nn.ReLU``,
+        ``nn.LeakyReLU`` (slope in [0, 1]), ``nn.Softplus``, ``nn.Tanh`` or
+        ``nn.Sigmoid``.
 
     Returns
     -------
-    parts : tuple or None
-        ``(U, b, activation, W, c)`` as float64 numpy arrays (and the
-        activation layer), or None when the network has another form.
+    layers : tuple or None
+        The three layers, or None when the network has another form.
     """
     if not isinstance(module, nn.Sequential):
         return None
@@ -49,6 +51,28 @@ def one_hidden_layer(module):
     ):
         return None
     if isinstance(layers[1], nn.LeakyReLU) and not 0 <= layers[1].negative_slope <= 1:
+        return None
+    return tuple(layers)
+
+
+def one_hidden_layer(module):
+    """The parts ``(U, b, activation, W, c)`` of a one-hidden-layer network.
+
+    Parameters
+    ----------
+    module : nn.Sequential
+        ``[Flatten] -> Linear -> activation -> [Dropout] -> Linear``, with any
+        of ``nn.Flatten``, ``nn.Identity`` and ``nn.Dropout`` in between (see
+        :func:`hidden_layers`).
+
+    Returns
+    -------
+    parts : tuple or None
+        ``(U, b, activation, W, c)`` as float64 numpy arrays (and the
+        activation layer), or None when the network has another form.
+    """
+    layers = hidden_layers(module)
+    if layers is None:
         return None
     first, act, last = layers
 

@@ -28,6 +28,11 @@ attributes tell the network what to provide:
   ``create_graph=True`` (double back-propagation);
 - ``needs_features = True``: the net passes ``features``.
 
+A loss that needs input gradients only for some networks (e.g. when it has a
+closed form for others) overrides :meth:`MarginLoss.input_grad_needed`, which
+the net asks before every forward pass; by default it returns
+``needs_input_grad``.
+
 Adding your own loss takes a subclass; pass the class (or an instance) as the
 criterion, e.g. ``MarginNetClassifier(criterion=SquaredHinge,
 criterion__mu=2.0)``:
@@ -111,39 +116,6 @@ def _log_softplus(z):
     return torch.where(z > -20.0, torch.log(F.softplus(safe)), z)
 
 
-def _input_gradients(logits, X, name):
-    """``G[i, k] = grad_x f_k(x_i)`` flattened to shape (n, K, d).
-
-    One backward pass per class on ``logits[:, k].sum()``: this is the
-    per-sample gradient as long as samples do not interact in the forward pass
-    (true for eval-mode networks; BatchNorm in training mode couples them).
-    """
-    if not isinstance(X, torch.Tensor) or not X.requires_grad:
-        raise ValueError(
-            f"{name} differentiates the logits w.r.t. the input: pass X, call "
-            "X.requires_grad_(True) before the forward pass and keep gradients "
-            "enabled (needs_input_grad is True)."
-        )
-    if not logits.requires_grad:
-        raise ValueError(
-            f"{name}: the logits do not depend on X through autograd; run the "
-            "forward pass with gradients enabled."
-        )
-    create_graph = torch.is_grad_enabled()
-    n = logits.shape[0]
-    grads = []
-    for k in range(logits.shape[1]):
-        (g,) = torch.autograd.grad(
-            logits[:, k].sum(),
-            X,
-            create_graph=create_graph,
-            retain_graph=True,
-            materialize_grads=True,
-        )
-        grads.append(g.reshape(n, -1))
-    return torch.stack(grads, 1)
-
-
 # -------------------------------------------------------------- interface ---
 class MarginLoss(nn.Module):
     """Base class of the margin losses; subclasses implement ``forward``.
@@ -188,6 +160,21 @@ class MarginLoss(nn.Module):
         raise NotImplementedError(
             f"{type(self).__name__} must implement forward(logits, target, ...)."
         )
+
+    def input_grad_needed(self, module):
+        """Whether the net must make the input batch require grad.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network, in the mode (training or eval) of the coming pass.
+
+        Returns
+        -------
+        needed : bool
+            ``needs_input_grad`` unless a subclass knows better.
+        """
+        return bool(self.needs_input_grad)
 
     def extra_repr(self):
         """Hyperparameters shown by ``repr``.

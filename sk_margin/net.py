@@ -381,8 +381,8 @@ class MarginNetClassifier(NeuralNetClassifier):
         crit = getattr(self, "criterion_", None)
         if (
             isinstance(crit, MarginLoss)
-            and crit.needs_input_grad
             and torch.is_grad_enabled()
+            and crit.input_grad_needed(self.module_)
         ):
             x.requires_grad_(True)
         self._features = None
@@ -451,9 +451,9 @@ class MarginNetClassifier(NeuralNetClassifier):
             ``{"loss": loss, "y_pred": logits}``, both detached.
         """
         crit = self.criterion_
-        if not (isinstance(crit, MarginLoss) and crit.needs_input_grad):
-            return super().validation_step(batch, **fit_params)
         self._set_training(False)
+        if not (isinstance(crit, MarginLoss) and crit.input_grad_needed(self.module_)):
+            return super().validation_step(batch, **fit_params)
         Xi, yi = unpack_data(batch)
         with torch.enable_grad():
             y_pred = self.infer(Xi, **fit_params)

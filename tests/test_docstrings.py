@@ -13,6 +13,7 @@ MODULES = [
     "sk_margin.attacks",
     "sk_margin.callbacks",
     "sk_margin.gaussian",
+    "sk_margin.input_gradients",
     "sk_margin.layer_bounds",
     "sk_margin.lipschitz",
     "sk_margin.local",

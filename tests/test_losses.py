@@ -19,6 +19,7 @@ from sk_margin.losses import (
     LCLMTLoss,
     LMTLoss,
     MarginLoss,
+    _orthogonality_penalty,
     _reduce,
     resolve_loss,
 )
@@ -429,6 +430,21 @@ def test_amr_orthogonality_penalty():
         expected += np.sum((W @ W.T - np.eye(rows)) ** 2) - max(rows - cols, 0)
     logits = last(features)
     assert_allclose(_amr_penalty(net, 0.5, features, logits, y), expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(3, 6), (4, 4)])
+def test_amr_orthogonality_penalty_gradient(shape):
+    # The closed-form gradient 4 (W W^T - I) W against autograd of the formula.
+    W = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    net = nn.Sequential(nn.Linear(shape[1], shape[0], bias=False)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(W)
+    penalty = _orthogonality_penalty(net)
+    penalty.backward()
+    direct = ((W @ W.T - torch.eye(shape[0], dtype=W.dtype)) ** 2).sum()
+    (expected,) = torch.autograd.grad(direct, W)
+    assert_allclose(penalty.item(), direct.item(), rtol=1e-12)
+    assert_allclose(net[0].weight.grad.numpy(), expected.numpy(), rtol=1e-10)
 
 
 def test_amr_needs_features():
