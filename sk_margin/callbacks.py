@@ -19,26 +19,11 @@ from skorch.dataset import Dataset, unpack_data
 from skorch.utils import to_numpy
 
 from sk_margin.lipschitz import lipschitz_bound, network_lipschitz_bounds
-from sk_margin.margins import score_gaps, signed_margin
+from sk_margin.margins import pairwise_lipschitz_margin, signed_margin
 
 __all__ = ["MarginStatistics"]
 
 KINDS = ("lipschitz", "logit")
-
-
-def _pairwise_signed_margin(scores, y, pair):
-    """``min_{j != y} (f_y - f_j) / L[y, j]`` per sample.
-
-    A zero bound ``L[y, j]`` means ``f_y - f_j`` is constant: class ``j`` can
-    never overtake (``+inf``) or be overtaken (``-inf``), and a tie stays 0.
-    """
-    gaps, y = score_gaps(scores, reference=y)
-    lip = np.asarray(pair, dtype=np.float64)[y]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = gaps / lip
-    ratio[gaps == 0] = 0.0
-    ratio[np.arange(len(y)), y] = np.inf
-    return ratio.min(axis=1)
 
 
 def _unwrap(dataset):
@@ -288,7 +273,7 @@ class MarginStatistics(Callback):
     def _margins(self, scores, y, logit, pair):
         if self.kind == "logit":
             return logit
-        return _pairwise_signed_margin(scores, y, pair)
+        return pairwise_lipschitz_margin(scores, y, pair)
 
     @staticmethod
     def _record(net, prefix, margins):

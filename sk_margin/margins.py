@@ -12,6 +12,7 @@ __all__ = [
     "first_order_margin",
     "label_margin",
     "logit_margin",
+    "pairwise_lipschitz_margin",
     "score_gaps",
     "signed_margin",
 ]
@@ -189,3 +190,44 @@ def label_margin(scores, classes, y=None):
             f"expected labels among {classes}."
         )
     return signed_margin(scores, np.searchsorted(classes, y))
+
+
+def pairwise_lipschitz_margin(scores, y, pair_lipschitz):
+    """Signed input-space margin ``min_{j != y} (f_y - f_j) / L_yj`` of the label.
+
+    With ``L_yj`` an upper bound of the Lipschitz constant of ``f_y - f_j``,
+    a positive value is a lower bound of the l2 distance of a correctly
+    classified ``x`` to the decision boundary (Hein & Andriushchenko 2017,
+    Theorem 2.1); negative values measure misclassified samples the same way.
+    This is the "Lipschitz-bound distance" whose minimum and average Wu & Yu
+    (Theorem 3, Section 2) track.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples, n_classes)
+        Decision scores.
+    y : array-like of shape (n_samples,)
+        True classes as indices into the columns.
+    pair_lipschitz : array-like of shape (n_classes, n_classes)
+        ``L[c, j]``, upper bounds of the Lipschitz constants of ``f_c - f_j``.
+
+    Returns
+    -------
+    margin : ndarray of shape (n_samples,)
+        A zero bound ``L[y, j]`` means ``f_y - f_j`` is constant: class ``j``
+        can never overtake (``+inf``) or be overtaken (``-inf``); a tie is 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_margin.margins import pairwise_lipschitz_margin
+    >>> pairwise_lipschitz_margin([[3.0, 1.0]], [1], [[0.0, 4.0], [4.0, 0.0]])
+    array([-0.5])
+    """
+    gaps, y = score_gaps(scores, reference=y)
+    lip = np.asarray(pair_lipschitz, dtype=np.float64)[y]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = gaps / lip
+    ratio[gaps == 0] = 0.0
+    ratio[np.arange(len(y)), y] = np.inf
+    return ratio.min(axis=1)

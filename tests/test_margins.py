@@ -5,6 +5,7 @@ from numpy.testing import assert_allclose
 from sk_margin.margins import (
     first_order_margin,
     logit_margin,
+    pairwise_lipschitz_margin,
     score_gaps,
     signed_margin,
 )
@@ -68,3 +69,29 @@ def test_first_order_margin_l1_dual_norm_and_edge_cases():
     assert_allclose(m, [1.0, 0.0, np.inf])
     with pytest.raises(ValueError, match="jacobian must have shape"):
         first_order_margin(scores, jac[:, :, 0])
+
+
+def test_pairwise_lipschitz_margin_of_a_linear_model_is_the_signed_distance():
+    # For f = W x + b the pair bound ||w_y - w_j|| is exact: the margin is the
+    # signed distance to the nearest pairwise boundary of the true class.
+    rng = np.random.default_rng(0)
+    W, b = rng.standard_normal((3, 2)), rng.standard_normal(3)
+    X = rng.standard_normal((20, 2))
+    y = rng.integers(0, 3, 20)
+    pair = np.linalg.norm(W[:, None] - W[None], axis=2)
+    got = pairwise_lipschitz_margin(X @ W.T + b, y, pair)
+    for i in range(20):
+        dists = [
+            (X[i] @ (W[y[i]] - W[j]) + b[y[i]] - b[j]) / pair[y[i], j]
+            for j in range(3)
+            if j != y[i]
+        ]
+        assert np.isclose(got[i], min(dists))
+
+
+def test_pairwise_lipschitz_margin_with_zero_bounds():
+    pair = np.zeros((2, 2))
+    got = pairwise_lipschitz_margin(
+        [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [0, 0, 0], pair
+    )
+    np.testing.assert_array_equal(got, [np.inf, -np.inf, 0.0])
