@@ -15,20 +15,13 @@ from skorch import NeuralNetClassifier
 from skorch.dataset import unpack_data
 from skorch.utils import is_dataset, to_tensor
 
-from sk_margin.certify import (
-    cross_lipschitz_radius,
-    kesidis_radius,
-    lipschitz_margin_radius,
-)
-from sk_margin.lipschitz import lipschitz_bound, network_lipschitz_bounds
-from sk_margin.local import local_radius, one_hidden_layer
+from sk_margin.lipschitz import lipschitz_bound
 from sk_margin.losses import MarginLoss, resolve_loss
-from sk_margin.margins import label_margin, logit_margin, signed_margin
+from sk_margin.margins import label_margin, signed_margin
 from sk_margin.modules import default_module_for
+from sk_margin.network_certify import NET_CERTIFY_METHODS, certify_network
 
 __all__ = ["MarginNetClassifier", "softmax"]
-
-NET_CERTIFY_METHODS = ("auto", "pairwise", "tsuzuku", "kesidis", "local")
 
 
 def softmax(logits):
@@ -594,16 +587,12 @@ class MarginNetClassifier(NeuralNetClassifier):
     def certify(self, X, method="auto"):
         """Certified l2 radius per sample: the prediction cannot change within it.
 
-        * ``"pairwise"``: ``min_{j != c} (f_c - f_j) / L_cj`` with the
-          per-class-pair bound ``L_cj <= ||w_c - w_j|| prod_{l<L} ||W_l||``
-          (Hein & Andriushchenko 2017, Theorem 2.1 and Section 5);
-        * ``"tsuzuku"``: ``mu / (sqrt(2) L)`` (Tsuzuku et al. 2018);
-        * ``"kesidis"``: ``mu / (2 L_inf)`` (Kesidis et al., Theorem 2.1);
-        * ``"local"``: for one-hidden-layer networks only, Theorem 2.1 with the
-          local bound of Proposition 2.2 (bias included), maximised over the
-          ball radius by bisection (:func:`sk_margin.local.local_radius`);
-        * ``"auto"``: per row, the largest of those available (each is sound,
-          so their maximum is).
+        ``"pairwise"`` (Hein & Andriushchenko 2017, Theorem 2.1 with the
+        per-class-pair bound), ``"tsuzuku"`` (Tsuzuku et al. 2018),
+        ``"kesidis"`` (Kesidis et al., Theorem 2.1), ``"local"`` (one hidden
+        layer only: Theorem 2.1 with Proposition 2.2) or ``"auto"``, per row the
+        largest of those available; see
+        :func:`sk_margin.network_certify.certify_network` for the formulas.
 
         All bounds are sound upper bounds computed in float64 in eval mode
         (:mod:`sk_margin.lipschitz`): exact spectral norms for dense layers and
@@ -628,22 +617,4 @@ class MarginNetClassifier(NeuralNetClassifier):
             )
         check_is_fitted(self, "module_")
         X = self._validate_X(X, dtype=np.float64)
-        module = self._module64()
-        with torch.no_grad():
-            scores = module(torch.from_numpy(np.array(X))).numpy()
-        margin = logit_margin(scores)
-        radii = {}
-        if method in ("pairwise", "kesidis", "auto"):
-            # One pass over the layers gives all three global bounds.
-            L2, Linf, pair = network_lipschitz_bounds(module, self.input_shape_)
-        elif method == "tsuzuku":  # needs no final nn.Linear
-            L2 = lipschitz_bound(module, self.input_shape_)
-        if method in ("pairwise", "auto"):
-            radii["pairwise"] = cross_lipschitz_radius(scores, pair)
-        if method in ("tsuzuku", "auto"):
-            radii["tsuzuku"] = lipschitz_margin_radius(margin, L2)
-        if method in ("kesidis", "auto"):
-            radii["kesidis"] = kesidis_radius(margin, Linf)
-        if method == "local" or (method == "auto" and one_hidden_layer(module)):
-            radii["local"] = local_radius(module, X)
-        return np.max(np.stack(list(radii.values())), axis=0)
+        return certify_network(self._module64(), X, self.input_shape_, method)

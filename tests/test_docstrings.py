@@ -21,6 +21,7 @@ MODULES = [
     "sk_margin.losses",
     "sk_margin.modules",
     "sk_margin.net",
+    "sk_margin.network_certify",
     "sk_margin.kernel",
     "sk_margin.power_iteration",
 ]
