@@ -11,8 +11,6 @@ Adding your own loss takes a subclass of :class:`MarginLoss`; the interface
 what to pass) is described in :mod:`sk_margin.loss_base`.
 """
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -23,17 +21,22 @@ from sk_margin.input_gradients import (
     input_gradients,
     max_gradient_difference,
 )
+from sk_margin.kesidis_losses import (
+    MarginHingeLoss,
+    MarginRatioLoss,
+    MarginSoftmaxLoss,
+    NormalizedMarginLoss,
+)
+from sk_margin.lipschitz_margin_losses import LCLMTLoss, LMTLoss
 from sk_margin.loss_base import (
     _FORWARD_DOC,
     _TINY,
     MarginLoss,
     _check_inputs,
     _gather,
-    _log_softplus,
     _reduce,
     _runner_up,
 )
-from sk_margin.power_iteration import PowerIterationLipschitz
 
 __all__ = [
     "LOSSES",
@@ -70,315 +73,6 @@ class CrossEntropyMarginLoss(MarginLoss):
     ):
         target = _check_inputs(logits, target)
         per_sample = F.cross_entropy(logits, target, reduction="none")
-        return _reduce(per_sample, sample_weight)
-
-    forward.__doc__ = _FORWARD_DOC
-
-
-# ------------------------------------------- Lipschitz-margin training ---
-class _LipschitzMarginLoss(MarginLoss):
-    """Shared code of LMT and LC-LMT: the Lipschitz estimate and the inflation."""
-
-    _runner_up_only = False
-
-    def __init__(self, eps=0.5, *, clip=False):
-        super().__init__()
-        self.eps = eps
-        self.clip = clip
-        self._estimator = PowerIterationLipschitz()
-
-    @property
-    def power_iterates_(self):
-        """Power-iteration vectors of the Lipschitz estimate (see Attributes)."""
-        return self._estimator.power_iterates_
-
-    @property
-    def lipschitz_(self):
-        """The estimate used by the last call (see Attributes)."""
-        return self._estimator.lipschitz_
-
-    def lipschitz_estimate(self, module, X=None):
-        """Estimate of the l2 Lipschitz constant of ``module``.
-
-        The product over the leaf layers of per-layer bounds, the spectral
-        norms of ``nn.Linear`` / convolution layers coming from one persistent
-        power-iteration step per call (see the class Notes and
-        :class:`sk_margin.power_iteration.PowerIterationLipschitz`).
-
-        Parameters
-        ----------
-        module : torch.nn.Module
-            The network, treated as the chain of its leaf modules.
-        X : torch.Tensor, default=None
-            The input batch; needed once, to find the input shape of
-            convolution and pooling layers.
-
-        Returns
-        -------
-        lipschitz : torch.Tensor
-            Scalar, differentiable w.r.t. the weights.
-        """
-        if not isinstance(module, nn.Module):
-            raise ValueError(
-                f"{type(self).__name__} needs the network: pass module=<the torch "
-                "module> to estimate its Lipschitz constant."
-            )
-        return self._estimator(module, X)
-
-    def forward(
-        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
-    ):
-        target = _check_inputs(logits, target)
-        lipschitz = self.lipschitz_estimate(module, X).to(logits)
-        amount = math.sqrt(2.0) * self.eps * lipschitz
-        runner_val, runner_idx = _runner_up(logits, target)
-        if self._runner_up_only:
-            where = F.one_hot(runner_idx, logits.shape[1]).to(logits)
-        else:
-            where = torch.ones_like(logits).scatter(1, target[:, None], 0.0)
-        if self.clip:
-            margin = (_gather(logits, target) - runner_val).detach()
-            full = amount.detach()
-            factor = (margin / full.clamp_min(_TINY)).clamp(0.0, 1.0)
-            amount = torch.where(full > 0, factor, 0.0) * amount
-        inflated = logits + amount.reshape(-1, 1) * where
-        per_sample = F.cross_entropy(inflated, target, reduction="none")
-        return _reduce(per_sample, sample_weight)
-
-    forward.__doc__ = _FORWARD_DOC
-
-
-_LMT_NOTES = """
-    Notes
-    -----
-    ``L`` is the estimate of
-    :class:`sk_margin.power_iteration.PowerIterationLipschitz`, from below at
-    every step, of the product bound ``prod_l Lip(layer_l)`` over the leaf
-    modules of the network (assumed to be their chain: operations written in
-    ``forward`` are invisible). The spectral norms of ``nn.Linear`` and
-    convolution layers (bias excluded) come from *one* power-iteration step
-    per call, with vectors kept in ``power_iterates_`` across calls, as in
-    LMT; the estimate is ``u^T W v`` with ``u, v`` detached, so the margin
-    term trains the weights. Layers without a weight matrix use the rules of
-    the sound bounds (:mod:`sk_margin.layer_bounds`); BatchNorm uses its
-    running variance (the authors use the batch variance in training).
-    Unsupported layers raise a TypeError naming the layer.
-
-    ``clip=True`` follows the authors' released code (``Lmt`` in
-    ``src/function/last_fc.py`` of ytsmiling/lmt), which lowers the target
-    logit instead of raising the others (the same under softmax
-    cross-entropy) by ``a_i = clip(m_i, 0, sqrt(2) L eps)``, with ``m_i`` the
-    current margin ``f_t - max_{j != t} f_j``: a target is never pushed below
-    the runner-up and a misclassified sample (``m_i < 0``) gets no inflation,
-    i.e. plain cross-entropy. As there, the factor ``a_i / (sqrt(2) L eps)``
-    is a constant for autograd, so the gradient w.r.t. ``L`` is scaled by it.
-    Here ``a_i`` is added to the inflated logits. The default ``clip=False``
-    is Algorithm 1 / 2 of the papers.
-
-    Attributes
-    ----------
-    power_iterates_ : dict of str to torch.Tensor
-        Power-iteration vector (input side) per layer name.
-    lipschitz_ : torch.Tensor
-        The estimate ``L`` used by the last call (detached).
-"""
-
-
-class LMTLoss(_LipschitzMarginLoss):
-    """Lipschitz-margin training: cross-entropy with inflated non-target logits.
-
-    ``sqrt(2) L eps`` is added to every non-target logit before the
-    cross-entropy (Tsuzuku, Sato & Sugiyama 2018; Algorithm 1 of Ono et al.),
-    ``sqrt(2) L eps`` being the margin that certifies an l2 ball of radius
-    ``eps`` for an ``L``-Lipschitz network (eq. 3 of Ono et al.).
-
-    Parameters
-    ----------
-    eps : float, default=0.5
-        Target l2 robustness radius.
-    clip : bool, default=False
-        Clip the inflation as the authors' released code does (see Notes).
-    """
-
-    __doc__ += _LMT_NOTES
-
-
-class LCLMTLoss(_LipschitzMarginLoss):
-    """LC-LMT: inflate only the largest non-target logit by ``sqrt(2) L eps``.
-
-    Algorithm 2 of Ono, Takahashi & Kakizaki (lightweight Lipschitz margin
-    training); the same ``L`` estimate as :class:`LMTLoss`.
-
-    Parameters
-    ----------
-    eps : float, default=0.5
-        Target l2 robustness radius.
-    clip : bool, default=False
-        Clip the inflation so that the runner-up never overtakes the target
-        (the rule of the LMT authors' code, see Notes).
-    """
-
-    __doc__ += _LMT_NOTES
-    _runner_up_only = True
-
-
-# ------------------------------------------- Kesidis, Miller & Xiang ---
-def _check_mu(mu, name):
-    if not mu >= 0:
-        raise ValueError(f"{name}: mu must be >= 0, got {mu!r}.")
-    return float(mu)
-
-
-class MarginRatioLoss(MarginLoss):
-    """Margin-ratio loss, eq. 6 of Kesidis, Miller & Xiang.
-
-    ``-log(s_c / ((C-1) mu + sum_{i != c} s_i))`` with ``s = softplus(f)``.
-
-    Parameters
-    ----------
-    mu : float, default=1.0
-        Required margin.
-
-    Notes
-    -----
-    Eq. 6 assumes rectified outputs ``f >= 0`` (their eq. 1). Instead of
-    requiring them, the logits are rectified with softplus, which is positive
-    (every log argument is > 0, computed in the log domain so that very
-    negative logits do not underflow), smooth with a non-zero gradient
-    everywhere (a clamp to ``epsilon`` or an output ReLU would stop the
-    gradient of a sample whose target output is 0), and works with any
-    network. Softplus is increasing and 1-Lipschitz, so a margin ``mu`` met by
-    the scores ``s`` implies a margin >= ``mu`` on the logits; predictions
-    (argmax) are unchanged. As printed, the target score is absent from the
-    denominator (unlike the softmax version, eq. 7); we follow the print. The
-    loss is then unbounded below: it is negative once
-    ``s_c > sum_{i != c} (s_i + mu)``, which implies the margin ``mu``.
-    """
-
-    def __init__(self, mu=1.0):
-        super().__init__()
-        self.mu = mu
-
-    def forward(
-        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
-    ):
-        target = _check_inputs(logits, target)
-        mu = _check_mu(self.mu, type(self).__name__)
-        log_s = _log_softplus(logits)
-        others = log_s.scatter(1, target[:, None], -torch.inf)
-        extra = (logits.shape[1] - 1) * mu
-        log_mu = torch.full_like(log_s[:, :1], math.log(extra) if extra else -math.inf)
-        log_den = torch.logsumexp(torch.cat([others, log_mu], 1), 1)
-        per_sample = log_den - _gather(log_s, target)
-        return _reduce(per_sample, sample_weight)
-
-    forward.__doc__ = _FORWARD_DOC
-
-
-class MarginSoftmaxLoss(MarginLoss):
-    """Cross-entropy with ``mu`` added to the non-target logits (eq. 7).
-
-    Eq. 7 of Kesidis, Miller & Xiang: LMT with a fixed margin ``mu`` in place
-    of ``sqrt(2) L eps``.
-
-    Parameters
-    ----------
-    mu : float, default=1.0
-        Required margin.
-    """
-
-    def __init__(self, mu=1.0):
-        super().__init__()
-        self.mu = mu
-
-    def forward(
-        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
-    ):
-        target = _check_inputs(logits, target)
-        shift = torch.full_like(logits, float(self.mu)).scatter(1, target[:, None], 0.0)
-        per_sample = F.cross_entropy(logits + shift, target, reduction="none")
-        return _reduce(per_sample, sample_weight)
-
-    forward.__doc__ = _FORWARD_DOC
-
-
-_HINGE_NOTE = """
-    The paper writes no positive part: read as a Lagrangian the objective
-    would be unbounded below (scaling up the logits lowers it forever) and
-    samples that already meet the margin would keep pulling. We clip at 0
-    (``[.]_+``): the exact-penalty form of the constraints ``max_{i != c} f_i
-    + mu <= f_c``, which is 0 exactly when all are met -- the stopping rule of
-    the paper's lambda_x re-weighting loop (increase lambda_x of violated
-    constraints), and the reason the loop can stop. ``sample_weight`` plays
-    lambda_x; the loop itself is the network's job.
-"""
-
-
-class NormalizedMarginLoss(MarginLoss):
-    """Normalised margin violation, eq. 8 of Kesidis, Miller & Xiang.
-
-    ``[max_{i != c} s_i + mu - s_c]_+ / ((C-1) mu + sum_j s_j)`` with
-    ``s = softplus(f)``.
-
-    Parameters
-    ----------
-    mu : float, default=1.0
-        Required margin.
-
-    Notes
-    -----
-    Softplus rectifies the logits as in :class:`MarginRatioLoss` (eq. 8 too
-    assumes ``f >= 0``: the denominator is then positive).
-    """
-
-    __doc__ += _HINGE_NOTE
-
-    def __init__(self, mu=1.0):
-        super().__init__()
-        self.mu = mu
-
-    def forward(
-        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
-    ):
-        target = _check_inputs(logits, target)
-        mu = _check_mu(self.mu, type(self).__name__)
-        s = F.softplus(logits)
-        violation = _runner_up(s, target)[0] + mu - _gather(s, target)
-        denominator = (logits.shape[1] - 1) * mu + s.sum(1)
-        per_sample = violation.clamp_min(0.0) / denominator.clamp_min(_TINY)
-        return _reduce(per_sample, sample_weight)
-
-    forward.__doc__ = _FORWARD_DOC
-
-
-class MarginHingeLoss(MarginLoss):
-    """Margin hinge, eq. 9 of Kesidis, Miller & Xiang.
-
-    ``[max_{i != c} f_i + mu - f_c]_+`` on the raw logits.
-
-    Parameters
-    ----------
-    mu : float, default=1.0
-        Required margin.
-
-    Notes
-    -----
-    Eq. 9 needs no rectified outputs, so the raw logits are used (the
-    paper's own experiment has no ReLU after the last layer).
-    """
-
-    __doc__ += _HINGE_NOTE
-
-    def __init__(self, mu=1.0):
-        super().__init__()
-        self.mu = mu
-
-    def forward(
-        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
-    ):
-        target = _check_inputs(logits, target)
-        violation = _runner_up(logits, target)[0] + float(self.mu)
-        per_sample = (violation - _gather(logits, target)).clamp_min(0.0)
         return _reduce(per_sample, sample_weight)
 
     forward.__doc__ = _FORWARD_DOC

@@ -1,8 +1,8 @@
 """Training-time estimate of the l2 Lipschitz constant of a torch network.
 
-The Lipschitz-margin losses (:class:`sk_margin.losses.LMTLoss`,
-:class:`sk_margin.losses.LCLMTLoss`) need, at every training step, a value of
-``L`` that is cheap and differentiable w.r.t. the weights.
+The Lipschitz-margin losses (:mod:`sk_margin.lipschitz_margin_losses`: LMT and
+LC-LMT) need, at every training step, a value of ``L`` that is cheap and
+differentiable w.r.t. the weights.
 :class:`PowerIterationLipschitz` multiplies per-layer constants, taking the
 spectral norms of dense and convolution layers from one persistent
 power-iteration step per call (Tsuzuku, Sato & Sugiyama, 2018): over training

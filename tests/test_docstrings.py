@@ -19,6 +19,8 @@ MODULES = [
     "sk_margin.local",
     "sk_margin.loss_base",
     "sk_margin.losses",
+    "sk_margin.lipschitz_margin_losses",
+    "sk_margin.kesidis_losses",
     "sk_margin.modules",
     "sk_margin.net",
     "sk_margin.network_certify",

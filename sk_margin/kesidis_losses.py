@@ -1,0 +1,191 @@
+"""The margin objectives of Kesidis, Miller & Xiang (eqs. 6-9).
+
+Each takes a margin ``mu``; the training procedure that re-weights samples
+whose margin constraint is violated is run by
+:class:`~sk_margin.MarginNetClassifier`. Selected by name through
+:data:`sk_margin.losses.LOSSES`.
+"""
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+from sk_margin.loss_base import (
+    _FORWARD_DOC,
+    _TINY,
+    MarginLoss,
+    _check_inputs,
+    _gather,
+    _log_softplus,
+    _reduce,
+    _runner_up,
+)
+
+__all__ = [
+    "MarginHingeLoss",
+    "MarginRatioLoss",
+    "MarginSoftmaxLoss",
+    "NormalizedMarginLoss",
+]
+
+
+def _check_mu(mu, name):
+    if not mu >= 0:
+        raise ValueError(f"{name}: mu must be >= 0, got {mu!r}.")
+    return float(mu)
+
+
+class MarginRatioLoss(MarginLoss):
+    """Margin-ratio loss, eq. 6 of Kesidis, Miller & Xiang.
+
+    ``-log(s_c / ((C-1) mu + sum_{i != c} s_i))`` with ``s = softplus(f)``.
+
+    Parameters
+    ----------
+    mu : float, default=1.0
+        Required margin.
+
+    Notes
+    -----
+    Eq. 6 assumes rectified outputs ``f >= 0`` (their eq. 1). Instead of
+    requiring them, the logits are rectified with softplus, which is positive
+    (every log argument is > 0, computed in the log domain so that very
+    negative logits do not underflow), smooth with a non-zero gradient
+    everywhere (a clamp to ``epsilon`` or an output ReLU would stop the
+    gradient of a sample whose target output is 0), and works with any
+    network. Softplus is increasing and 1-Lipschitz, so a margin ``mu`` met by
+    the scores ``s`` implies a margin >= ``mu`` on the logits; predictions
+    (argmax) are unchanged. As printed, the target score is absent from the
+    denominator (unlike the softmax version, eq. 7); we follow the print. The
+    loss is then unbounded below: it is negative once
+    ``s_c > sum_{i != c} (s_i + mu)``, which implies the margin ``mu``.
+    """
+
+    def __init__(self, mu=1.0):
+        super().__init__()
+        self.mu = mu
+
+    def forward(
+        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
+    ):
+        target = _check_inputs(logits, target)
+        mu = _check_mu(self.mu, type(self).__name__)
+        log_s = _log_softplus(logits)
+        others = log_s.scatter(1, target[:, None], -torch.inf)
+        extra = (logits.shape[1] - 1) * mu
+        log_mu = torch.full_like(log_s[:, :1], math.log(extra) if extra else -math.inf)
+        log_den = torch.logsumexp(torch.cat([others, log_mu], 1), 1)
+        per_sample = log_den - _gather(log_s, target)
+        return _reduce(per_sample, sample_weight)
+
+    forward.__doc__ = _FORWARD_DOC
+
+
+class MarginSoftmaxLoss(MarginLoss):
+    """Cross-entropy with ``mu`` added to the non-target logits (eq. 7).
+
+    Eq. 7 of Kesidis, Miller & Xiang: LMT with a fixed margin ``mu`` in place
+    of ``sqrt(2) L eps``.
+
+    Parameters
+    ----------
+    mu : float, default=1.0
+        Required margin.
+    """
+
+    def __init__(self, mu=1.0):
+        super().__init__()
+        self.mu = mu
+
+    def forward(
+        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
+    ):
+        target = _check_inputs(logits, target)
+        shift = torch.full_like(logits, float(self.mu)).scatter(1, target[:, None], 0.0)
+        per_sample = F.cross_entropy(logits + shift, target, reduction="none")
+        return _reduce(per_sample, sample_weight)
+
+    forward.__doc__ = _FORWARD_DOC
+
+
+_HINGE_NOTE = """
+    The paper writes no positive part: read as a Lagrangian the objective
+    would be unbounded below (scaling up the logits lowers it forever) and
+    samples that already meet the margin would keep pulling. We clip at 0
+    (``[.]_+``): the exact-penalty form of the constraints ``max_{i != c} f_i
+    + mu <= f_c``, which is 0 exactly when all are met -- the stopping rule of
+    the paper's lambda_x re-weighting loop (increase lambda_x of violated
+    constraints), and the reason the loop can stop. ``sample_weight`` plays
+    lambda_x; the loop itself is the network's job.
+"""
+
+
+class NormalizedMarginLoss(MarginLoss):
+    """Normalised margin violation, eq. 8 of Kesidis, Miller & Xiang.
+
+    ``[max_{i != c} s_i + mu - s_c]_+ / ((C-1) mu + sum_j s_j)`` with
+    ``s = softplus(f)``.
+
+    Parameters
+    ----------
+    mu : float, default=1.0
+        Required margin.
+
+    Notes
+    -----
+    Softplus rectifies the logits as in :class:`MarginRatioLoss` (eq. 8 too
+    assumes ``f >= 0``: the denominator is then positive).
+    """
+
+    __doc__ += _HINGE_NOTE
+
+    def __init__(self, mu=1.0):
+        super().__init__()
+        self.mu = mu
+
+    def forward(
+        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
+    ):
+        target = _check_inputs(logits, target)
+        mu = _check_mu(self.mu, type(self).__name__)
+        s = F.softplus(logits)
+        violation = _runner_up(s, target)[0] + mu - _gather(s, target)
+        denominator = (logits.shape[1] - 1) * mu + s.sum(1)
+        per_sample = violation.clamp_min(0.0) / denominator.clamp_min(_TINY)
+        return _reduce(per_sample, sample_weight)
+
+    forward.__doc__ = _FORWARD_DOC
+
+
+class MarginHingeLoss(MarginLoss):
+    """Margin hinge, eq. 9 of Kesidis, Miller & Xiang.
+
+    ``[max_{i != c} f_i + mu - f_c]_+`` on the raw logits.
+
+    Parameters
+    ----------
+    mu : float, default=1.0
+        Required margin.
+
+    Notes
+    -----
+    Eq. 9 needs no rectified outputs, so the raw logits are used (the
+    paper's own experiment has no ReLU after the last layer).
+    """
+
+    __doc__ += _HINGE_NOTE
+
+    def __init__(self, mu=1.0):
+        super().__init__()
+        self.mu = mu
+
+    def forward(
+        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
+    ):
+        target = _check_inputs(logits, target)
+        violation = _runner_up(logits, target)[0] + float(self.mu)
+        per_sample = (violation - _gather(logits, target)).clamp_min(0.0)
+        return _reduce(per_sample, sample_weight)
+
+    forward.__doc__ = _FORWARD_DOC
