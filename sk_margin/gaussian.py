@@ -19,6 +19,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.utils import gen_batches
+from tqdm.auto import tqdm
 
 from sk_margin.certify import second_order_radius, theorem21_radius
 from sk_margin.margins import score_gaps
@@ -432,7 +433,15 @@ class GaussianProp21Bound:
 
 
 def certify_gaussian_expansion(
-    X, centers, dual_coef, intercept, gamma, *, method="auto", n_steps=20
+    X,
+    centers,
+    dual_coef,
+    intercept,
+    gamma,
+    *,
+    method="auto",
+    n_steps=20,
+    progress=False,
 ):
     """Certified l2 radii of a Gaussian-kernel expansion's decisions.
 
@@ -454,6 +463,8 @@ def certify_gaussian_expansion(
         Which certificate.
     n_steps : int, default=20
         Bisection steps over ``R``.
+    progress : bool, default=False
+        Show a progress bar (tqdm, on stderr) over the rows.
 
     Returns
     -------
@@ -475,10 +486,14 @@ def certify_gaussian_expansion(
         prop21 = GaussianProp21Bound(centers, gamma)
     radius = np.empty(X.shape[0])
     rows = max(1, _CERTIFY_BATCH_ENTRIES // (n_classes * n_centers))
-    for batch in gen_batches(X.shape[0], rows):
-        radius[batch] = _certify_batch(
-            X[batch], centers, dual_coef, intercept, gamma, method, n_steps, prop21
-        )
+    with tqdm(
+        total=X.shape[0], desc="certify", unit="rows", disable=not progress
+    ) as bar:
+        for batch in gen_batches(X.shape[0], rows):
+            radius[batch] = _certify_batch(
+                X[batch], centers, dual_coef, intercept, gamma, method, n_steps, prop21
+            )
+            bar.update(batch.stop - batch.start)
     return radius * (1.0 - _ROUNDING_SLACK)
 
 

@@ -532,7 +532,8 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
 
         Notes
         -----
-        Computed in float64 from exact distances to the centres. See
+        Computed in float64 from exact distances to the centres, in batches
+        of rows, with a progress bar when ``verbose`` is set. See
         :func:`sk_margin.gaussian.gaussian_prop21_bound` for the derivation
         of Proposition 2.1 (and a correction of its index sets) and
         :func:`sk_margin.gaussian.gaussian_hessian_norm_max` for the
@@ -547,4 +548,5 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
             self.gamma_,
             method=method,
             n_steps=n_steps,
+            progress=bool(self.verbose),
         )

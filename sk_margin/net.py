@@ -593,6 +593,8 @@ class MarginNetClassifier(NeuralNetClassifier):
         layer only: Theorem 2.1 with Proposition 2.2) or ``"auto"``, per row the
         largest of those available; see
         :func:`sk_margin.network_certify.certify_network` for the formulas.
+        Rows are certified in batches of ``batch_size``, with a progress bar
+        when ``verbose`` is set.
 
         All bounds are sound upper bounds computed in float64 in eval mode
         (:mod:`sk_margin.lipschitz`): exact spectral norms for dense layers and
@@ -617,4 +619,11 @@ class MarginNetClassifier(NeuralNetClassifier):
             )
         check_is_fitted(self, "module_")
         X = self._validate_X(X, dtype=np.float64)
-        return certify_network(self._module64(), X, self.input_shape_, method)
+        return certify_network(
+            self._module64(),
+            X,
+            self.input_shape_,
+            method,
+            batch_size=self.batch_size if self.batch_size > 0 else len(X),
+            progress=bool(self.verbose),
+        )

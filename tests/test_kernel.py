@@ -1,3 +1,4 @@
+import pickle
 import warnings
 
 import numpy as np
@@ -5,7 +6,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import check_grad, minimize
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -454,3 +455,12 @@ def test_certify_is_float64_and_independent_of_input_dtype(fitted_digits, small_
     assert r64.dtype == np.float64
     assert_allclose(r32, fitted_digits.certify(X_test[:5].astype(np.float32)))
     assert_allclose(r64, r32, rtol=1e-3)
+
+
+def test_certify_shows_progress_when_verbose(fitted_digits, small_digits, capsys):
+    X = small_digits[1][:20]
+    expected = fitted_digits.certify(X, method="second_order")
+    capsys.readouterr()
+    clf = pickle.loads(pickle.dumps(fitted_digits)).set_params(verbose=1)
+    assert_array_equal(clf.certify(X, method="second_order"), expected)
+    assert "20/20" in capsys.readouterr().err

@@ -319,3 +319,14 @@ def test_default_cnn_for_image_inputs():
     assert any(isinstance(m, torch.nn.Conv2d) for m in net.module_.modules())
     radii = net.certify(X[:5])
     assert radii.shape == (5,) and np.all(radii >= 0)
+
+
+def test_certify_in_batches_with_a_progress_bar(fitted_net, digits, capsys):
+    X = digits[1][:50]
+    expected = fitted_net.certify(X)
+    capsys.readouterr()
+    net = pickle.loads(pickle.dumps(fitted_net))
+    net.set_params(verbose=1, batch_size=16)
+    assert_allclose(net.certify(X), expected, rtol=1e-12)  # 4 batches
+    err = capsys.readouterr().err
+    assert "certify" in err and "50/50" in err
