@@ -1,0 +1,74 @@
+"""Hyperparameter search over every estimator: all cores, and a Dask cluster."""
+
+import joblib
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy.stats import loguniform
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
+
+from sk_margin import MarginKernelLogReg
+from sk_margin.net import MarginNetClassifier
+
+
+@pytest.fixture(scope="module")
+def small(digits_split):
+    X_train, _, y_train, _ = digits_split
+    return X_train[:240], y_train[:240]
+
+
+def _kernel_search(n_jobs):
+    return GridSearchCV(
+        MarginKernelLogReg(n_centers=60, random_state=0),
+        {"lam": [1e-3, 1e-1], "regularizer": ["cross_lipschitz", "rkhs"]},
+        cv=2,
+        n_jobs=n_jobs,
+    )
+
+
+def _net_search(n_jobs):
+    net = MarginNetClassifier(
+        criterion="amr",
+        module__hidden_sizes=(16,),
+        max_epochs=3,
+        random_state=0,
+    )
+    grid = {
+        "criterion__lam": loguniform(1e-3, 1.0),
+        "criterion__tau": [1.0, 5.0],
+    }
+    return RandomizedSearchCV(net, grid, n_iter=3, cv=2, n_jobs=n_jobs, random_state=0)
+
+
+def test_searches_use_every_core_and_match_a_sequential_run(small):
+    X, y = small
+    for make in (_kernel_search, _net_search):
+        parallel = make(-1).fit(X, y)
+        sequential = make(1).fit(X, y)
+        assert_allclose(
+            parallel.cv_results_["mean_test_score"],
+            sequential.cv_results_["mean_test_score"],
+        )
+        assert parallel.best_params_ == sequential.best_params_
+
+
+def test_the_same_search_runs_on_a_dask_cluster(small):
+    distributed = pytest.importorskip("distributed")
+    X, y = small
+    expected = _kernel_search(1).fit(X, y).cv_results_["mean_test_score"]
+    # Worker processes on this machine, no dashboard: nothing leaves it.
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        with distributed.get_task_stream(client) as tasks:
+            with joblib.parallel_backend("dask"):
+                search = _kernel_search(-1).fit(X, y)
+        workers = set(client.scheduler_info()["workers"])
+    ran_on = {task["worker"] for task in tasks.data}
+    assert len(tasks.data) >= 8  # 4 candidates x 2 folds ran as Dask tasks
+    assert ran_on and ran_on <= workers
+    assert_allclose(search.cv_results_["mean_test_score"], expected)
+    assert np.isfinite(search.best_score_)
