@@ -534,7 +534,7 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         -----
         Computed in float64 from exact distances to the centres, in batches
         of rows, with a progress bar when ``verbose`` is set. See
-        :func:`sk_margin.gaussian.gaussian_prop21_bound` for the derivation
+        :func:`sk_margin.gaussian_prop21.gaussian_prop21_bound` for the derivation
         of Proposition 2.1 (and a correction of its index sets) and
         :func:`sk_margin.gaussian.gaussian_hessian_norm_max` for the
         curvature bound.

@@ -13,6 +13,7 @@ MODULES = [
     "sk_margin.attacks",
     "sk_margin.callbacks",
     "sk_margin.gaussian",
+    "sk_margin.gaussian_prop21",
     "sk_margin.input_gradients",
     "sk_margin.layer_bounds",
     "sk_margin.lipschitz",

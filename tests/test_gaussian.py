@@ -6,9 +6,9 @@ from sk_margin.gaussian import (
     gaussian_curvature_bound,
     gaussian_grad_norm_max,
     gaussian_hessian_norm_max,
-    gaussian_prop21_bound,
     gaussian_triangle_bound,
 )
+from sk_margin.gaussian_prop21 import gaussian_prop21_bound
 
 GAMMA = 0.7
 
