@@ -11,6 +11,7 @@ MODULES = [
     "sk_margin.margins",
     "sk_margin.certify",
     "sk_margin.attacks",
+    "sk_margin.box_perturbation",
     "sk_margin.callbacks",
     "sk_margin.gaussian",
     "sk_margin.gaussian_prop21",
