@@ -1,0 +1,502 @@
+"""Robustness metrics and scorers: certified and robust accuracy, margins.
+
+Pure metrics take labels, predictions and per-sample distances to the decision
+boundary (:func:`certified_accuracy`, :func:`average_margin`,
+:func:`minimum_margin`); :func:`certified_radii` carries certified radii back
+through the scalers of a :class:`~sklearn.pipeline.Pipeline`; the ``make_*``
+functions build scorers for ``GridSearchCV(scoring=...)``. The metrics that
+attack an estimator, :func:`robust_accuracy` and :func:`relative_robustness`,
+live with the attacks in :mod:`sk_margin.attack_library` and are re-exported
+here.
+"""
+
+import functools
+import numbers
+
+import numpy as np
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    MaxAbsScaler,
+    MinMaxScaler,
+    StandardScaler,
+)
+from sklearn.utils import check_array, check_consistent_length, column_or_1d
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+
+from sk_margin.attack_library import _check_eps
+from sk_margin.robustness import relative_robustness, robust_accuracy
+
+__all__ = [
+    "average_margin",
+    "certified_accuracy",
+    "certified_radii",
+    "make_average_margin_scorer",
+    "make_certified_accuracy_scorer",
+    "make_robust_accuracy_scorer",
+    "minimum_margin",
+    "relative_robustness",
+    "robust_accuracy",
+]
+
+
+def _check_distances(y_true, y_pred, distances, name, sample_weight=None):
+    """``(correct, distances, weights)``, validated; distances >= 0, inf allowed."""
+    distances = column_or_1d(
+        check_array(
+            distances, ensure_2d=False, dtype=np.float64, ensure_all_finite=False,
+            input_name=name,
+        )
+    )  # fmt: skip
+    y_true, y_pred = column_or_1d(y_true), column_or_1d(y_pred)
+    check_consistent_length(y_true, y_pred, distances, sample_weight)
+    if not np.all(distances >= 0):  # also catches NaN
+        raise ValueError(
+            f"{name} must be non-negative (distances to the decision boundary, "
+            f"+inf allowed), got {distances[~(distances >= 0)][:5].tolist()}."
+        )
+    weights = _check_sample_weight(sample_weight, distances, ensure_non_negative=True)
+    return y_true == y_pred, distances, weights
+
+
+def certified_accuracy(y_true, y_pred, radii, eps, *, sample_weight=None):
+    """Share of samples classified correctly with a certified radius of at least eps.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    y_pred : array-like of shape (n_samples,)
+        Predictions of the classifier whose decisions ``radii`` certify.
+    radii : array-like of shape (n_samples,)
+        Certified l2 radii (lower bounds of the distance to the decision
+        boundary, e.g. from :func:`certified_radii`); non-negative, ``inf``
+        allowed.
+    eps : float or array-like of shape (n_eps,)
+        Perturbation size(s), non-negative.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Sample weights.
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_eps,)
+        A float for a scalar ``eps``; for an array, the certified-accuracy
+        curve, one value per entry of ``eps``.
+
+    Notes
+    -----
+    A sample counts at ``eps`` iff ``y_pred == y_true`` and ``radius >= eps``,
+    the convention of Cohen et al. A radius ``r`` lower-bounds the distance
+    to the decision boundary, so no perturbation of norm ``< r`` changes the
+    decision: the certified accuracy at ``eps`` lower-bounds the accuracy
+    under every perturbation of norm ``< eps`` (of norm ``<= eps`` where
+    ``radius > eps``). At ``eps = 0`` it is the accuracy. Theorem 2.1 of
+    Hein & Andriushchenko certifies the closed ball, Theorem 2.1 of Kesidis
+    et al. the open one.
+
+    References
+    ----------
+    .. [1] J. Cohen, E. Rosenfeld and Z. Kolter, "Certified adversarial
+       robustness via randomized smoothing", ICML 2019.
+
+    Examples
+    --------
+    >>> from sk_margin.metrics import certified_accuracy
+    >>> y_true, y_pred, radii = [0, 1, 1, 0], [0, 1, 0, 0], [0.5, 0.2, 0.9, 0.0]
+    >>> certified_accuracy(y_true, y_pred, radii, 0.2)
+    0.5
+    >>> certified_accuracy(y_true, y_pred, radii, [0.0, 0.2, 0.3])
+    array([0.75, 0.5 , 0.25])
+    """
+    correct, radii, w = _check_distances(y_true, y_pred, radii, "radii", sample_weight)
+    eps, scalar = _check_eps(eps)
+    scores = (correct & (radii >= eps[:, None])) @ w / w.sum()
+    return float(scores[0]) if scalar else scores
+
+
+def average_margin(
+    y_true, y_pred, distances, *, misclassified="distance", sample_weight=None
+):
+    """Average margin of Wu & Yu: the mean distance to the decision boundary.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    y_pred : array-like of shape (n_samples,)
+        Predicted labels.
+    distances : array-like of shape (n_samples,)
+        Distance of each sample to the boundary of its predicted class region,
+        or a bound of it (see Notes); non-negative.
+    misclassified : {"distance", "zero"}, default="distance"
+        What a misclassified sample contributes: its distance (Wu & Yu), or 0
+        (with certified radii: the average certified radius of Zhai et al.).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Sample weights.
+
+    Returns
+    -------
+    score : float
+        The (weighted) mean, in the units of ``distances``.
+
+    Notes
+    -----
+    Wu & Yu (Section 2, eq. 6) define the margin ``m(x, y) = sign(y_hat, y)
+    d(x, bd F_y_hat)``, the distance to the boundary of the predicted
+    region, negated for a misclassified ``x``, and the average margin
+    ``(1/n) sum_i |m(x_i, y_i)|``: a mean over *all* samples. Certified radii
+    as ``distances`` give a lower bound of it, distances to adversarial
+    examples an upper bound, ``abs(clf.margins(X, y))`` the logit-unit
+    analogue.
+
+    References
+    ----------
+    .. [1] K. Wu and Y. Yu, "Understanding adversarial robustness: the
+       trade-off between minimum and average margin", 2019, Section 2.
+    .. [2] R. Zhai et al., "MACER: attack-free and scalable robust training
+       via maximizing certified radius", ICLR 2020.
+
+    Examples
+    --------
+    >>> from sk_margin.metrics import average_margin
+    >>> y_true, y_pred, d = [0, 1, 1, 0], [0, 1, 0, 0], [0.5, 0.2, 0.9, 0.0]
+    >>> round(average_margin(y_true, y_pred, d), 4)
+    0.4
+    >>> round(average_margin(y_true, y_pred, d, misclassified="zero"), 4)
+    0.175
+    """
+    if misclassified not in ("distance", "zero"):
+        raise ValueError(
+            f"misclassified must be 'distance' or 'zero', got {misclassified!r}."
+        )
+    correct, d, w = _check_distances(
+        y_true, y_pred, distances, "distances", sample_weight
+    )
+    if misclassified == "zero":
+        d = np.where(correct, d, 0.0)
+    return float(np.average(d, weights=w))
+
+
+def minimum_margin(y_true, y_pred, distances):
+    """Minimum margin of Wu & Yu: the smallest signed distance to the boundary.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    y_pred : array-like of shape (n_samples,)
+        Predicted labels.
+    distances : array-like of shape (n_samples,)
+        Distance of each sample to the boundary of its predicted class region,
+        or a bound of it; non-negative.
+
+    Returns
+    -------
+    score : float
+        ``min_i m(x_i, y_i)``, with ``m`` the distance of a correctly
+        classified sample and minus that of a misclassified one: negative as
+        soon as one sample is misclassified.
+
+    Notes
+    -----
+    Wu & Yu, Section 2, eq. 6. With certified radii as ``distances`` it is a
+    lower bound of the minimum margin when every sample is classified
+    correctly and an upper bound otherwise.
+
+    References
+    ----------
+    .. [1] K. Wu and Y. Yu, "Understanding adversarial robustness: the
+       trade-off between minimum and average margin", 2019, Section 2.
+
+    Examples
+    --------
+    >>> from sk_margin.metrics import minimum_margin
+    >>> minimum_margin([0, 1, 1], [0, 1, 1], [0.5, 0.2, 0.9])
+    0.2
+    >>> minimum_margin([0, 1, 1], [0, 1, 0], [0.5, 0.2, 0.9])
+    -0.9
+    """
+    correct, d, _ = _check_distances(y_true, y_pred, distances, "distances")
+    return float(np.min(np.where(correct, d, -d))) + 0.0
+
+
+# --------------------------------------------------------------------------
+# The input space of a pipeline
+# --------------------------------------------------------------------------
+
+
+def _step_gain(name, step):
+    """``|d|`` of a diagonal affine step ``x -> d * x + b``, per feature."""
+    if step is None or (isinstance(step, str) and step == "passthrough"):
+        return 1.0
+    kind = type(step)  # exact types: a subclass may transform differently
+    if kind is FunctionTransformer and step.func is None:
+        return 1.0
+    if kind in (StandardScaler, MinMaxScaler, MaxAbsScaler):
+        check_is_fitted(step)
+        if step.scale_ is None:  # StandardScaler(with_std=False)
+            return 1.0
+        scale = np.abs(np.asarray(step.scale_, dtype=np.float64))
+        return scale if kind is MinMaxScaler else 1.0 / scale
+    raise TypeError(
+        f"Pipeline step {name!r} ({kind.__name__}) is not a known affine map with "
+        "a known l2 operator norm, so no sound bound carries a radius certified "
+        "after it back to the pipeline's input space. Steps allowed before the "
+        "classifier: StandardScaler, MinMaxScaler, MaxAbsScaler, "
+        "FunctionTransformer(func=None), 'passthrough', None. To certify in the "
+        "transformed space: pipe[-1].certify(pipe[:-1].transform(X))."
+    )
+
+
+def _leaves(estimator, path=""):
+    """``(name, step)`` of the non-pipeline steps of a (nested) pipeline."""
+    if isinstance(estimator, FrozenEstimator):
+        estimator = estimator.estimator
+    if not isinstance(estimator, Pipeline):
+        yield path or type(estimator).__name__, estimator
+        return
+    for name, step in estimator.steps:
+        yield from _leaves(step, f"{path}__{name}" if path else name)
+
+
+def _split(estimator):
+    """``(final, steps, gain)``: final step, the fitted steps before it, gain."""
+    *prefix, (_, final) = _leaves(estimator)
+    gain = functools.reduce(np.multiply, (_step_gain(*leaf) for leaf in prefix), 1.0)
+    return final, [s for _, s in prefix if s is not None and s != "passthrough"], gain
+
+
+def _transform(steps, X):
+    for step in steps:
+        X = step.transform(X)
+    return X
+
+
+def _final_estimator(estimator):
+    """The estimator at the end of a (nested, possibly frozen) pipeline."""
+    *_, (_, final) = _leaves(estimator)
+    return final
+
+
+def certified_radii(estimator, X, **certify_params):
+    """Certified l2 radii in the input space of an estimator or pipeline.
+
+    Parameters
+    ----------
+    estimator : estimator or Pipeline
+        A fitted estimator with ``certify(X, ...)``, or a fitted (possibly
+        nested) :class:`~sklearn.pipeline.Pipeline` of diagonal affine steps
+        (see Notes) before such an estimator; either may be wrapped in a
+        :class:`~sklearn.frozen.FrozenEstimator`.
+    X : array-like of shape (n_samples, ...)
+        Points to certify, in the input space of ``estimator``.
+    **certify_params : dict
+        Passed on to ``certify``, e.g. ``method="pairwise"``.
+
+    Returns
+    -------
+    radii : ndarray of shape (n_samples,)
+        No perturbation of ``X`` of a smaller l2 norm changes the prediction.
+
+    Notes
+    -----
+    The steps before the classifier compose to ``T(x) = D x + b``,
+    ``D = diag(d)``: a change ``delta`` of the input moves ``T(x)`` by
+    ``D delta``, of norm at most ``max_i |d_i| ||delta||``, so a radius ``r``
+    certified after ``T`` is ``r / max_i |d_i|`` before it (the largest
+    radius sound for every ``r``). Known steps, by exact type:
+    ``StandardScaler`` (``d = 1 / scale_``; 1 with ``with_std=False``),
+    ``MinMaxScaler`` (``d = scale_``; its ``clip`` is 1-Lipschitz per
+    feature), ``MaxAbsScaler`` (``d = 1 / scale_``),
+    ``FunctionTransformer(func=None)``, ``"passthrough"`` and None. Any
+    other step raises a TypeError.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import MinMaxScaler
+    >>> from sk_margin import MarginKernelLogReg
+    >>> from sk_margin.metrics import certified_radii
+    >>> X, y = make_blobs(60, centers=2, cluster_std=0.5, random_state=0)
+    >>> pipe = make_pipeline(MinMaxScaler(), MarginKernelLogReg()).fit(X, y)
+    >>> radii = certified_radii(pipe, X[:3])
+    >>> inner = pipe[-1].certify(pipe[0].transform(X[:3]))
+    >>> bool((radii == inner / pipe[0].scale_.max()).all())
+    True
+    """
+    final = _final_estimator(estimator)
+    if not callable(getattr(final, "certify", None)):
+        raise TypeError(
+            f"{type(final).__name__} has no certify method; certified_radii needs "
+            "an estimator with certify(X), or a Pipeline ending in one."
+        )
+    final, steps, gain = _split(estimator)
+    radii = np.asarray(final.certify(_transform(steps, X), **certify_params), float)
+    return radii / float(np.max(np.abs(gain)))
+
+
+# --------------------------------------------------------------------------
+# Scorers
+# --------------------------------------------------------------------------
+
+
+def _certified_score(estimator, X, y, *, metric, certify_params, **kwargs):
+    radii = certified_radii(estimator, X, **certify_params)
+    return metric(y, estimator.predict(X), radii, **kwargs)
+
+
+class _RobustnessScorer:
+    """``scorer(estimator, X, y_true, sample_weight=None)``, picklable."""
+
+    def __init__(self, factory, shown, score_func, **kwargs):
+        self._factory, self._shown = factory, shown
+        self._score_func, self._kwargs = score_func, kwargs
+
+    def __call__(self, estimator, X, y_true, sample_weight=None):
+        kwargs = {**self._kwargs, "sample_weight": sample_weight}
+        return float(self._score_func(estimator, X, y_true, **kwargs))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._shown.items())
+        return f"{self._factory}({args})"
+
+    def _accept_sample_weight(self):
+        # scikit-learn's (private) protocol: without metadata routing, a search
+        # passes sample_weight to the scorers for which this returns True.
+        return True
+
+
+def _check_scalar_eps(eps):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps >= 0:
+        raise ValueError(f"eps must be a non-negative number, got {eps!r}.")
+    return float(eps)
+
+
+def make_certified_accuracy_scorer(eps, **certify_params):
+    """Scorer of the certified accuracy at radius eps, for model selection.
+
+    Parameters
+    ----------
+    eps : float
+        Perturbation size, non-negative.
+    **certify_params : dict
+        Passed on to ``certify`` (e.g. ``method="pairwise"``).
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y, sample_weight=None)``: the
+        :func:`certified_accuracy` at ``eps`` of ``estimator.predict(X)`` with
+        :func:`certified_radii` (pipelines of scalers work); greater is
+        better.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from sk_margin import MarginKernelLogReg
+    >>> from sk_margin.metrics import make_certified_accuracy_scorer
+    >>> X, y = make_blobs(60, centers=2, cluster_std=1.0, random_state=0)
+    >>> scorer = make_certified_accuracy_scorer(eps=0.1)
+    >>> scorer
+    make_certified_accuracy_scorer(eps=0.1)
+    >>> cross_val_score(MarginKernelLogReg(), X, y, cv=2, scoring=scorer).shape
+    (2,)
+    """
+    eps = _check_scalar_eps(eps)
+    return _RobustnessScorer(
+        "make_certified_accuracy_scorer", {"eps": eps, **certify_params},
+        _certified_score, metric=certified_accuracy, certify_params=certify_params,
+        eps=eps,
+    )  # fmt: skip
+
+
+def make_average_margin_scorer(*, misclassified="distance", **certify_params):
+    """Scorer of Wu & Yu's average margin, with certified radii as distances.
+
+    Parameters
+    ----------
+    misclassified : {"distance", "zero"}, default="distance"
+        As in :func:`average_margin`; ``"zero"`` scores the average certified
+        radius.
+    **certify_params : dict
+        Passed on to ``certify``.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y, sample_weight=None)``: the
+        :func:`average_margin` of :func:`certified_radii`, a lower bound of
+        the average margin; greater is better.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sk_margin import MarginKernelLogReg
+    >>> from sk_margin.metrics import (
+    ...     make_average_margin_scorer,
+    ...     make_certified_accuracy_scorer,
+    ... )
+    >>> X, y = make_blobs(60, centers=2, cluster_std=1.0, random_state=0)
+    >>> scoring = {
+    ...     "acc": "accuracy",
+    ...     "margin": make_average_margin_scorer(),
+    ...     "cert": make_certified_accuracy_scorer(eps=0.01),
+    ... }
+    >>> search = GridSearchCV(
+    ...     MarginKernelLogReg(), {"lam": [1e-3, 1e-1]}, scoring=scoring, refit="cert"
+    ... ).fit(X, y)
+    >>> sorted(key for key in search.cv_results_ if key.startswith("mean_test"))
+    ['mean_test_acc', 'mean_test_cert', 'mean_test_margin']
+    """
+    if misclassified not in ("distance", "zero"):
+        raise ValueError(
+            f"misclassified must be 'distance' or 'zero', got {misclassified!r}."
+        )
+    shown = {"misclassified": misclassified, **certify_params}
+    return _RobustnessScorer(
+        "make_average_margin_scorer", shown, _certified_score, metric=average_margin,
+        certify_params=certify_params, misclassified=misclassified,
+    )  # fmt: skip
+
+
+def make_robust_accuracy_scorer(
+    *, attack="pgd", eps, norm=2, clip_values=None, **attack_params
+):
+    """Scorer of the accuracy under attack, for model selection.
+
+    Parameters
+    ----------
+    attack : str or callable, default="pgd"
+        As in :func:`robust_accuracy`; a callable must be picklable (e.g. a
+        ``functools.partial`` of an ART attack class) for ``n_jobs > 1``.
+    eps : float
+        Perturbation size, non-negative.
+    norm : {1, 2, np.inf, "inf"}, default=2
+        Norm of the perturbation.
+    clip_values : tuple (lo, hi) or None, default=None
+        Box of valid inputs; None: unbounded.
+    **attack_params : dict
+        Parameters of the attack.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y, sample_weight=None)``: the
+        :func:`robust_accuracy`; greater is better.
+
+    Examples
+    --------
+    >>> from sk_margin.metrics import make_robust_accuracy_scorer
+    >>> make_robust_accuracy_scorer(eps=0.5)
+    make_robust_accuracy_scorer(attack='pgd', eps=0.5, norm=2, clip_values=None)
+    """
+    eps = _check_scalar_eps(eps)
+    kwargs = {"attack": attack, "eps": eps, "norm": norm, "clip_values": clip_values}
+    kwargs.update(attack_params)
+    return _RobustnessScorer(
+        "make_robust_accuracy_scorer", kwargs, robust_accuracy, **kwargs
+    )
