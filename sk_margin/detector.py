@@ -1,0 +1,487 @@
+"""Margin p-value detector of test samples with atypically small margins."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.special import ndtr
+from sklearn.base import (
+    BaseEstimator,
+    MetaEstimatorMixin,
+    OutlierMixin,
+    _fit_context,
+    clone,
+)
+from sklearn.linear_model import LogisticRegression
+from sklearn.mixture import GaussianMixture
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from sk_margin.margins import score_gaps
+from sk_margin.metrics import _final_estimator, certified_radii
+
+__all__ = ["MarginPValueDetector"]
+
+# A zero margin (tied top scores) has log-margin -inf, which no Gaussian fits:
+# for the mixtures, clean training margins are clipped from below at this
+# fraction of the smallest positive one (np.finfo(float).tiny if none is).
+_ZERO_MARGIN_FRACTION = 0.5
+# At most one mixture component per this many samples. With fewer, EM can put
+# a component of variance reg_covar on a single point, and BIC rewards it.
+_MIN_SAMPLES_PER_COMPONENT = 5
+
+
+def mixture_pvalue(log_margin, weights, means, stds, *, tail="lower"):
+    """Margin p-value of log-margins under a 1-D Gaussian mixture.
+
+    Parameters
+    ----------
+    log_margin : array-like of shape (n_samples,)
+        ``log mu(x)``; ``-inf`` for a zero margin.
+    weights : array-like of shape (n_components,)
+        Mixture weights ``w_i``, summing to 1.
+    means : array-like of shape (n_components,)
+        Component means ``m_i``.
+    stds : array-like of shape (n_components,)
+        Component standard deviations ``s_i > 0``.
+    tail : {"lower", "two_sided"}, default="lower"
+        ``"lower"``: the mixture's CDF ``sum_i w_i Phi((log mu - m_i) / s_i)``;
+        ``"two_sided"``: ``sum_i w_i (1 - Phi(|log mu - m_i| / s_i))`` as
+        printed in Section V (see :class:`MarginPValueDetector`, Notes).
+
+    Returns
+    -------
+    pvalue : ndarray of shape (n_samples,)
+        In [0, 1] (``"lower"``) or [0, 1/2] (``"two_sided"``); 0 at ``-inf``.
+
+    Examples
+    --------
+    >>> from sk_margin.detector import mixture_pvalue
+    >>> mixture_pvalue([0.0, -float("inf")], [1.0], [0.0], [1.0])
+    array([0.5, 0. ])
+    """
+    if tail not in ("lower", "two_sided"):
+        raise ValueError(f"tail must be 'lower' or 'two_sided', got {tail!r}.")
+    z = np.asarray(log_margin, dtype=np.float64).reshape(-1, 1)
+    w, m, s = (np.asarray(a, dtype=np.float64).ravel() for a in (weights, means, stds))
+    t = (z - m) / s
+    # ndtr(-|t|) is 1 - Phi(|t|) without the cancellation in the upper tail.
+    return (ndtr(t) if tail == "lower" else ndtr(-np.abs(t))) @ w
+
+
+def fit_mixture_bic(log_margin, *, max_components=5, reg_covar=1e-6, random_state=None):
+    """Fit a 1-D Gaussian mixture whose number of components minimises BIC.
+
+    EM fits ``1, ..., k_max`` components and the smallest BIC wins (the first
+    on ties), with ``k_max = min(max_components, n_distinct, max(1, n // 5))``.
+
+    Parameters
+    ----------
+    log_margin : array-like of shape (n_samples,)
+        Finite log-margins, at least one.
+    max_components : int, default=5
+        Largest number of components tried.
+    reg_covar : float, default=1e-6
+        Added to every variance: a single sample or constant values give one
+        component of variance ``reg_covar``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the k-means++ initialisation of EM.
+
+    Returns
+    -------
+    mixture : sklearn.mixture.GaussianMixture
+        The fitted mixture of smallest BIC.
+    """
+    z = np.asarray(log_margin, dtype=np.float64).reshape(-1, 1)
+    n = z.shape[0]
+    if n == 0 or not np.isfinite(z).all():
+        raise ValueError(f"log_margin must be non-empty and finite; got {n} values.")
+    n_max = min(max_components, np.unique(z).size, n // _MIN_SAMPLES_PER_COMPONENT)
+    if n == 1:  # GaussianMixture needs 2 samples; a duplicate has the same MLE
+        z = np.repeat(z, 2, axis=0)
+    best, best_bic = None, np.inf
+    for k in range(1, max(1, n_max) + 1):
+        mixture = GaussianMixture(
+            k, reg_covar=reg_covar, init_params="k-means++", random_state=random_state
+        ).fit(z)
+        bic = mixture.bic(z)
+        if best is None or bic < best_bic:
+            best, best_bic = mixture, bic
+    return best
+
+
+def _mixture_params(mixture):
+    """Weights, means and standard deviations of a fitted 1-D mixture."""
+    cov = mixture.covariances_.reshape(-1)
+    return mixture.weights_, mixture.means_[:, 0], np.sqrt(cov)
+
+
+def _class_index(classes, y, name):
+    """Column index of each label of ``y`` in ``classes`` (in any order)."""
+    known = np.isin(y, classes)
+    if not known.all():
+        raise ValueError(
+            f"{name} contains labels unknown to the classifier: "
+            f"{np.unique(y[~known])[:10].tolist()}; its classes_ are "
+            f"{np.asarray(classes).tolist()}."
+        )
+    sorter = np.argsort(classes)
+    return sorter[np.searchsorted(classes, y, sorter=sorter)]
+
+
+def _offset(pvalues, fpr):
+    """The ``floor(fpr * n)``-th smallest (0-based) of ``n`` p-values."""
+    pvalues = np.sort(pvalues)
+    return float(pvalues[min(int(fpr * pvalues.size), pvalues.size - 1)])
+
+
+class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
+    """Outlier detector of atypically small classification margins (p-values).
+
+    Fits, per class, a 1-D Gaussian mixture to the log-margins of the
+    correctly classified training samples, and scores a test sample by the
+    p-value of its margin under the mixture of its predicted class (Kesidis,
+    Miller & Xiang, Section V). Minimal adversarial perturbations end just
+    beyond a decision boundary, with small margins, hence small p-values.
+
+    Parameters
+    ----------
+    estimator : object, default=None
+        Classifier with ``fit``, ``decision_function`` and ``classes_``; scores
+        of shape (n_samples, n_classes), or (n_samples,) for two classes with
+        positive values meaning ``classes_[1]``. :meth:`fit` fits a clone; to
+        use a fitted classifier as is, wrap it in
+        :class:`sklearn.frozen.FrozenEstimator` (see Examples). None:
+        ``LogisticRegression()``, fast and deterministic, with logits as
+        scores but no ``certify``: for ``margin="certified"`` pass e.g.
+        :class:`~sk_margin.MarginKernelLogReg`.
+    margin : {"logit", "certified"}, default="logit"
+        ``"logit"``: ``mu(x) = f_c(x) - max_{i != c} f_i(x)`` of the decision
+        scores (eq. 2); ``"certified"``: the certified l2 radius
+        ``estimator_.certify(X)``, the alternative the paper mentions.
+    tail : {"lower", "two_sided"}, default="lower"
+        ``"lower"`` flags only atypically small margins; ``"two_sided"``, the
+        formula as printed, also atypically large ones (see Notes).
+    per_class : bool, default=True
+        One mixture per class; False: one mixture for the clean samples of
+        all classes (as in the paper's example).
+    max_components : int, default=5
+        Largest number of mixture components tried by BIC.
+    fpr : float, default=0.05
+        Largest share of the correctly classified samples of the training set
+        (or of ``X_val`` when given to :meth:`fit`) flagged by :meth:`predict`.
+    reg_covar : float, default=1e-6
+        Added to each component's variance (squared log-margin units).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation of the mixtures' EM.
+
+    Attributes
+    ----------
+    estimator_ : object
+        The fitted classifier (the ``FrozenEstimator`` itself when given one).
+    mixtures_ : list of sklearn.mixture.GaussianMixture
+        At index ``k``, the mixture of the samples predicted as
+        ``estimator_.classes_[k]``; one pooled object for all classes when
+        ``per_class=False``, and for classes without clean training samples.
+    n_components_ : ndarray of shape (n_classes,)
+        Number of components of each mixture, chosen by BIC.
+    margin_floor_ : float
+        Clean training margins are clipped at this value before the mixtures
+        are fitted to their logarithms (see Notes).
+    offset_ : float
+        ``decision_function = score_samples - offset_``, negative for
+        outliers. Like ``IsolationForest``'s contamination percentile, but an
+        order statistic, the ``floor(fpr * n)``-th smallest (0-based) of the
+        ``n`` clean p-values: at most ``fpr * n`` lie strictly below it.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    Notes
+    -----
+    A mixture ``{w_i, m_i, s_i}`` is fitted by EM, its size chosen by BIC
+    (:func:`fit_mixture_bic`), to ``{log mu(x) : x in T_k}``, with ``mu`` the
+    logit margin of eq. 2 (``>= 0``) and ``T_k`` the training samples of class
+    ``k`` predicted (largest score) as ``k``. A test sample has no label: ``k``
+    is its predicted class, misclassified or not.
+
+    The paper defines the margin p-value ``pi(x)`` as the probability that a
+    clean sample has a *smaller* margin than ``x``: the mixture's CDF
+    ``sum_i w_i Phi((log mu(x) - m_i) / s_i)`` (``tail="lower"``). It is
+    uniform on [0, 1] for clean samples when the mixture fits, so about a
+    share ``alpha`` of them has ``pi < alpha``. The formula printed next to
+    that sentence, ``sum_i w_i (1 - Phi(|log mu(x) - m_i| / s_i))``
+    (``tail="two_sided"``), does not match it: symmetric about each mean, it
+    is also small for abnormally *large* margins, and each term is half a
+    two-sided normal p-value, so it lies in [0, 1/2] (for one component,
+    ``P(pi < alpha) = 2 alpha`` on clean samples).
+
+    For two classes, scikit-learn's 1-D score ``d = f_1 - f_0`` is read as
+    the scores ``(0, d)``, so ``mu = |d|``; ``(-d/2, d/2)`` gives the same, as
+    margins ignore a shift of all scores. A tie ``d = 0`` goes to
+    ``classes_[0]``, as in scikit-learn's ``predict``.
+
+    A zero margin has ``log 0 = -inf`` and a p-value of exactly 0 (the limit
+    of both formulas). For the fit, clean margins are clipped at
+    ``margin_floor_``, half the smallest positive one (``np.finfo(float).tiny``
+    if none is). A mixture never has
+    more components than distinct margins nor than one per 5 samples; a
+    single sample or constant margins give one component of variance
+    ``reg_covar``: finite p-values, close to a step at that margin. A class
+    without clean training samples (absent from ``y``, or never predicted
+    correctly) uses the pooled mixture, with a ``UserWarning``.
+
+    Training margins are optimistic (the classifier was fitted to them), so
+    clean test samples are flagged somewhat more often than ``fpr``; held-out
+    data (``X_val, y_val``) remove that bias from ``offset_``.
+
+    References
+    ----------
+    .. [1] G. Kesidis, D. J. Miller and Z. Xiang. Notes on Lipschitz margin,
+       Lipschitz margin training, and Lipschitz margin p-values for deep
+       neural network classifiers. Section V and eq. 2.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn.frozen import FrozenEstimator
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sk_margin.detector import MarginPValueDetector
+    >>> X, y = make_blobs(n_samples=600, centers=3, cluster_std=3.0, random_state=0)
+    >>> clf = LogisticRegression().fit(X[:300], y[:300])
+    >>> det = MarginPValueDetector(FrozenEstimator(clf), random_state=0)
+    >>> det = det.fit(X[:300], y[:300], X_val=X[300:450], y_val=y[300:450])
+    >>> det.estimator_.estimator is clf  # used as is, not refitted
+    True
+    >>> pvalues = det.score_samples(X[450:])  # in [0, 1], low = atypical
+    >>> sorted(set(det.predict(X[450:]).tolist()))
+    [-1, 1]
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "decision_function"]), None],
+        "margin": [StrOptions({"logit", "certified"})],
+        "tail": [StrOptions({"lower", "two_sided"})],
+        "per_class": ["boolean"],
+        "max_components": [Interval(Integral, 1, None, closed="left")],
+        "fpr": [Interval(Real, 0, 1, closed="left")],
+        "reg_covar": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        margin="logit",
+        tail="lower",
+        per_class=True,
+        max_components=5,
+        fpr=0.05,
+        reg_covar=1e-6,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.margin = margin
+        self.tail = tail
+        self.per_class = per_class
+        self.max_components = max_components
+        self.fpr = fpr
+        self.reg_covar = reg_covar
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+    def _margins(self, X):
+        """Margins and predicted class indices of the rows of ``X``."""
+        scores = np.asarray(self.estimator_.decision_function(X), dtype=np.float64)
+        if scores.ndim == 1:
+            scores = np.column_stack([np.zeros_like(scores), scores])
+        n_classes = len(self.estimator_.classes_)
+        if scores.shape[1] != n_classes:
+            raise ValueError(
+                f"{type(self.estimator_).__name__}.decision_function returned "
+                f"{scores.shape[1]} columns for {n_classes} classes; expected one "
+                "per class, or a 1-D array for two classes."
+            )
+        gaps, pred = score_gaps(scores)
+        if self.margin == "certified":
+            return certified_radii(self.estimator_, X), pred
+        return gaps.min(axis=1), pred
+
+    def _clean_margins(self, X, y, name):
+        """Margins and predicted class indices of the correctly classified rows."""
+        margin, pred = self._margins(X)
+        clean = pred == _class_index(self.estimator_.classes_, y, name)
+        if not clean.any():
+            raise ValueError(
+                f"{type(self.estimator_).__name__} classifies none of the "
+                f"{len(y)} samples labelled by {name} correctly, so there are no "
+                "clean margins."
+            )
+        return margin[clean], pred[clean]
+
+    def _pvalues(self, margin, pred):
+        """P-values of margins under the mixtures of the predicted classes."""
+        with np.errstate(divide="ignore"):  # log 0 = -inf: p-value 0
+            log_margin = np.log(np.maximum(margin, 0.0))
+        pvalues = np.empty_like(log_margin)
+        for k, mixture in enumerate(self.mixtures_):
+            rows = pred == k
+            if rows.any():
+                pvalues[rows] = mixture_pvalue(
+                    log_margin[rows], *_mixture_params(mixture), tail=self.tail
+                )
+        return pvalues
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, *, X_val=None, y_val=None):
+        """Fit the classifier, the margin mixtures and the threshold.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, numeric and finite; the classifier gets it as given.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        X_val : array-like of shape (n_val, n_features), default=None
+            Held-out clean data: when given, ``offset_`` is set on its
+            correctly classified samples instead of the training samples.
+        y_val : array-like of shape (n_val,), default=None
+            Labels of ``X_val``, required with it.
+
+        Returns
+        -------
+        self : MarginPValueDetector
+            The fitted detector.
+        """
+        _, y = validate_data(self, X, y)
+        check_classification_targets(y)
+        if (X_val is None) != (y_val is None):
+            raise ValueError("X_val and y_val must be given together, or neither.")
+        if X_val is not None:
+            _, y_val = validate_data(self, X_val, y_val, reset=False)
+        estimator = LogisticRegression() if self.estimator is None else self.estimator
+        if self.margin == "certified" and not hasattr(
+            _final_estimator(estimator), "certify"
+        ):
+            raise ValueError(
+                "margin='certified' needs a classifier with a certify(X) method, "
+                f"but {type(estimator).__name__} has none. Use margin='logit', or "
+                "a classifier such as sk_margin.MarginKernelLogReg."
+            )
+        self.estimator_ = clone(estimator)
+        self.estimator_.fit(X, y)
+        classes = self.estimator_.classes_
+
+        margin, pred = self._clean_margins(X, y, "y")
+        positive = margin[margin > 0]
+        floor = (
+            _ZERO_MARGIN_FRACTION * positive.min()
+            if positive.size
+            else np.finfo(np.float64).tiny
+        )
+        log_margin = np.log(np.maximum(margin, floor))
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        params = {
+            "max_components": self.max_components,
+            "reg_covar": self.reg_covar,
+            "random_state": seed,
+        }
+        counts = np.bincount(pred, minlength=len(classes))
+        pooled = None
+        if not (self.per_class and counts.all()):
+            pooled = fit_mixture_bic(log_margin, **params)
+        if self.per_class and not counts.all():
+            warnings.warn(
+                f"No training sample of class(es) {classes[counts == 0].tolist()} "
+                "is classified correctly (or the class is absent from y); their "
+                "p-values use the mixture of the clean samples of all classes.",
+                UserWarning,
+                stacklevel=3,  # the caller of fit, past the validation wrapper
+            )
+        self.mixtures_ = [
+            fit_mixture_bic(log_margin[pred == k], **params)
+            if self.per_class and counts[k]
+            else pooled
+            for k in range(len(classes))
+        ]
+        self.n_components_ = np.array([m.n_components for m in self.mixtures_])
+        self.margin_floor_ = float(floor)
+        if X_val is not None:
+            margin, pred = self._clean_margins(X_val, y_val, "y_val")
+        self.offset_ = _offset(self._pvalues(margin, pred), self.fpr)
+        return self
+
+    def fit_predict(self, X, y, **kwargs):
+        """Fit on ``(X, y)`` and flag the training samples.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, numeric and finite.
+        y : array-like of shape (n_samples,)
+            Class labels (``OutlierMixin.fit_predict`` would drop them).
+        **kwargs : dict
+            Keyword arguments of :meth:`fit` (``X_val``, ``y_val``).
+
+        Returns
+        -------
+        is_inlier : ndarray of shape (n_samples,)
+            +1 for inliers, -1 for outliers.
+        """
+        return self.fit(X, y, **kwargs).predict(X)
+
+    def score_samples(self, X):
+        """Margin p-values: the lower, the more atypically small the margin.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data, numeric and finite.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            The margin p-value of each sample under the mixture of its
+            predicted class (see Notes); higher means more normal.
+        """
+        check_is_fitted(self)
+        validate_data(self, X, reset=False)
+        return self._pvalues(*self._margins(X))
+
+    def decision_function(self, X):
+        """Shifted margin p-values: negative for outliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data, numeric and finite.
+
+        Returns
+        -------
+        decision : ndarray of shape (n_samples,)
+            ``score_samples(X) - offset_``.
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """Flag samples whose margin p-value is below ``offset_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data, numeric and finite.
+
+        Returns
+        -------
+        is_inlier : ndarray of shape (n_samples,)
+            +1 for inliers, -1 for outliers.
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1)
