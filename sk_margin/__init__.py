@@ -3,20 +3,52 @@
 ``sk_margin`` trains classifiers for large margins in *input space* and
 certifies, per input, an l2 radius within which their decision cannot change.
 The torch-backed :class:`MarginNetClassifier` and :class:`MarginStatistics` are
-imported on first use, so that the kernel estimator does not pay for importing torch.
+imported on first use, so that the kernel estimator, the detector, the metrics
+and the plots do not pay for importing torch (nor matplotlib, imported when a
+plot is drawn, nor the attack library, imported when an attack runs).
 """
 
 from sk_margin.attacks import box_constrained_attack
+from sk_margin.detector import MarginPValueDetector
 from sk_margin.kernel import MarginKernelLogReg
+from sk_margin.metrics import (
+    average_margin,
+    certified_accuracy,
+    certified_radii,
+    make_average_margin_scorer,
+    make_certified_accuracy_scorer,
+    make_robust_accuracy_scorer,
+    minimum_margin,
+    relative_robustness,
+    robust_accuracy,
+)
+from sk_margin.plotting import (
+    CertifiedAccuracyDisplay,
+    MarginHistogramDisplay,
+    MarginTrajectoryDisplay,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "CertifiedAccuracyDisplay",
+    "MarginHistogramDisplay",
     "MarginKernelLogReg",
     "MarginNetClassifier",
+    "MarginPValueDetector",
     "MarginStatistics",
+    "MarginTrajectoryDisplay",
     "__version__",
+    "average_margin",
     "box_constrained_attack",
+    "certified_accuracy",
+    "certified_radii",
+    "make_average_margin_scorer",
+    "make_certified_accuracy_scorer",
+    "make_robust_accuracy_scorer",
+    "minimum_margin",
+    "relative_robustness",
+    "robust_accuracy",
 ]
 
 
