@@ -7,7 +7,7 @@ from numpy.testing import assert_allclose
 from scipy.stats import loguniform
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 
-from sk_margin import MarginKernelLogReg
+from sk_margin import MarginKernelLogReg, MarginPValueDetector
 from sk_margin.net import MarginNetClassifier
 
 
@@ -40,9 +40,22 @@ def _net_search(n_jobs):
     return RandomizedSearchCV(net, grid, n_iter=3, cv=2, n_jobs=n_jobs, random_state=0)
 
 
+def _calibration_error(detector, X, y):
+    """Minus the distance of the share of flagged samples to the detector's fpr."""
+    return -abs(np.mean(detector.predict(X) == -1) - detector.fpr)
+
+
+def _detector_search(n_jobs):
+    detector = MarginPValueDetector(
+        MarginKernelLogReg(n_centers=60, random_state=0), random_state=0
+    )
+    grid = {"estimator__lam": [1e-3, 1e-1], "max_components": [1, 3]}
+    return GridSearchCV(detector, grid, scoring=_calibration_error, cv=2, n_jobs=n_jobs)
+
+
 def test_searches_use_every_core_and_match_a_sequential_run(small):
     X, y = small
-    for make in (_kernel_search, _net_search):
+    for make in (_kernel_search, _net_search, _detector_search):
         parallel = make(-1).fit(X, y)
         sequential = make(1).fit(X, y)
         assert_allclose(
