@@ -11,6 +11,7 @@ plot is drawn, nor the attack library, imported when an attack runs).
 from sk_margin.attacks import box_constrained_attack
 from sk_margin.detector import MarginPValueDetector
 from sk_margin.kernel import MarginKernelLogReg
+from sk_margin.margin_histogram import MarginHistogramDisplay
 from sk_margin.metrics import (
     average_margin,
     certified_accuracy,
@@ -22,11 +23,7 @@ from sk_margin.metrics import (
     relative_robustness,
     robust_accuracy,
 )
-from sk_margin.plotting import (
-    CertifiedAccuracyDisplay,
-    MarginHistogramDisplay,
-    MarginTrajectoryDisplay,
-)
+from sk_margin.plotting import CertifiedAccuracyDisplay, MarginTrajectoryDisplay
 
 __version__ = "0.1.0.dev0"
 

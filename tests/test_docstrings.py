@@ -15,6 +15,7 @@ MODULES = [
     "sk_margin.detector",
     "sk_margin.metrics",
     "sk_margin.plotting",
+    "sk_margin.margin_histogram",
     "sk_margin.robustness",
     "sk_margin.box_perturbation",
     "sk_margin.callbacks",

@@ -12,13 +12,10 @@ from sklearn.preprocessing import MinMaxScaler
 
 from sk_margin.callbacks import MarginStatistics
 from sk_margin.kernel import MarginKernelLogReg
+from sk_margin.margin_histogram import MarginHistogramDisplay
 from sk_margin.metrics import certified_radii
 from sk_margin.net import MarginNetClassifier
-from sk_margin.plotting import (
-    CertifiedAccuracyDisplay,
-    MarginHistogramDisplay,
-    MarginTrajectoryDisplay,
-)
+from sk_margin.plotting import CertifiedAccuracyDisplay, MarginTrajectoryDisplay
 
 
 @pytest.fixture(autouse=True)
