@@ -15,7 +15,6 @@ Certificates need upper bounds: use :mod:`sk_margin.lipschitz` for them.
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.modules import batchnorm
 
 from sk_margin.layer_bounds import (
@@ -202,9 +201,25 @@ class PowerIterationLipschitz:
         self.power_iterates_[name] = v.detach()
         return (u * apply(v, weight)).sum()
 
+    def _linear_power_step(self, name, weight):
+        """:meth:`_power_step` for a dense layer: ``W^T u`` without autograd."""
+        v = self.power_iterates_.get(name)
+        if v is None or tuple(v.shape) != (weight.shape[1],):
+            v = torch.randn(weight.shape[1], dtype=weight.dtype, device=weight.device)
+            v = v / v.norm().clamp_min(_TINY)
+        v = v.to(weight)
+        with torch.no_grad():
+            Av = weight @ v
+            u = Av / Av.norm().clamp_min(_TINY)
+            ATu = u @ weight
+            norm = ATu.norm()
+            v = torch.where(norm > 0, ATu / norm.clamp_min(_TINY), v)
+        self.power_iterates_[name] = v
+        return u @ (weight @ v)
+
     def _layer_lipschitz(self, name, layer):
         if isinstance(layer, nn.Linear):
-            return self._power_step(name, F.linear, layer.weight, (layer.in_features,))
+            return self._linear_power_step(name, layer.weight)
         if isinstance(layer, _CONV):
             return self._power_step(
                 name,
