@@ -6,7 +6,7 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.linalg import eigh
 from scipy.optimize import minimize
-from scipy.special import log_softmax, logsumexp, softmax
+from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics.pairwise import rbf_kernel
@@ -78,10 +78,15 @@ def logreg_objective(theta, Phi, y, n_classes, penalty=None, center=False):
     n, k = Phi.shape
     G = theta[: n_classes * k].reshape(n_classes, k)
     F = Phi @ G.T + theta[n_classes * k :]
-    lse = logsumexp(F, axis=1)
+    # log-sum-exp by hand: scipy's adds ~0.3 ms of dispatch per call, and the
+    # shifted exponentials give the softmax too.
+    top = F.max(axis=1, keepdims=True)
+    R = np.exp(F - top)
+    total = R.sum(axis=1)
+    lse = top[:, 0] + np.log(total)
     rows = np.arange(n)
     value = np.mean(lse - F[rows, y])
-    R = np.exp(F - lse[:, None])
+    R /= total[:, None]
     R[rows, y] -= 1.0
     R /= n
     grad_G = R.T @ Phi
