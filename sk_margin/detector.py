@@ -234,9 +234,13 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     without clean training samples (absent from ``y``, or never predicted
     correctly) uses the pooled mixture, with a ``UserWarning``.
 
-    Training margins are optimistic (the classifier was fitted to them), so
-    clean test samples are flagged somewhat more often than ``fpr``; held-out
-    data (``X_val, y_val``) remove that bias from ``offset_``.
+    ``fpr`` is a promise about the samples ``offset_`` is set on. Training
+    margins are optimistic (the classifier was fitted to them): on
+    ``load_digits`` an MLP with the threshold set on its training data flagged
+    11.6% of correctly classified clean test digits at ``fpr=0.05``, and 5.3%
+    with the threshold set on held-out data (``X_val, y_val``), which is the
+    way to keep the promise. Misclassified clean inputs, which the threshold
+    never sees, have small margins and are flagged more often still.
 
     References
     ----------

@@ -139,7 +139,8 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Draws the centres and the queries of the ``"knn"`` rule.
     verbose : int, default=0
-        Print the objective every ``max(1, 50 // verbose)`` iterations.
+        Print the objective every ``max(1, 50 // verbose)`` iterations of
+        ``fit``, and show a progress bar (tqdm) in :meth:`certify`.
 
     Attributes
     ----------

@@ -5,6 +5,7 @@ of :mod:`sk_margin.plotting`.
 """
 
 import numpy as np
+from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from sk_margin.metrics import _final_estimator, certified_radii
@@ -31,8 +32,11 @@ def _margins(estimator, X, y, margin, certify_params, caller):
             "method, or a Pipeline ending in one (MarginKernelLogReg, "
             f"MarginNetClassifier); got {type(_final_estimator(estimator)).__name__}."
         )
-    while isinstance(estimator, Pipeline):
-        X, estimator = estimator[:-1].transform(X), estimator[-1]
+    while isinstance(estimator, Pipeline | FrozenEstimator):
+        if isinstance(estimator, FrozenEstimator):
+            estimator = estimator.estimator
+        else:
+            X, estimator = estimator[:-1].transform(X), estimator[-1]
     return estimator.margins(X, y)
 
 

@@ -6,8 +6,8 @@ boundary (:func:`certified_accuracy`, :func:`average_margin`,
 through the scalers of a :class:`~sklearn.pipeline.Pipeline`; the ``make_*``
 functions build scorers for ``GridSearchCV(scoring=...)``. The metrics that
 attack an estimator, :func:`robust_accuracy` and :func:`relative_robustness`,
-live with the attacks in :mod:`sk_margin.attack_library` and are re-exported
-here.
+live in :mod:`sk_margin.robustness` (the attacks in
+:mod:`sk_margin.attack_library`) and are re-exported here.
 """
 
 import functools

@@ -93,7 +93,9 @@ class MarginNetClassifier(NeuralNetClassifier):
     predict_nonlinearity : callable, default=softmax
         Turns logits into the probabilities of :meth:`predict_proba`.
     verbose : int, default=0
-        As in skorch (``1`` prints the epoch table).
+        As in skorch (``1`` prints the epoch table); also shows a progress
+        bar (tqdm) in :meth:`certify`. For a bar over the batches of every
+        epoch, add skorch's ``ProgressBar`` callback.
     reweight_delta : float, default=2.0
         For the margin losses of Kesidis, Miller & Xiang (criteria with a
         ``mu``): after each training round the weight ``lambda_x`` of every

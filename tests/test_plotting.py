@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_digits
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
@@ -176,6 +177,10 @@ def test_histogram_from_estimator_pipeline(data):
     assert_array_equal(heights, np.histogram(margins, bins=disp.bin_edges)[0])
     disp = MarginHistogramDisplay.from_estimator(pipe, X_test * 16, margin="certified")
     assert disp.bars_[0].get_data().values.sum() == len(X_test)
+    frozen = MarginHistogramDisplay.from_estimator(
+        FrozenEstimator(pipe), X_test * 16, y_test
+    )
+    assert_array_equal(frozen.counts["training"], np.histogram(margins, bins=30)[0])
 
 
 @pytest.mark.parametrize(
