@@ -3,7 +3,7 @@
 What is measured, all in one process on the same data and the same module
 (an MLP, ``module__hidden_sizes=(256,)``, ReLU, batch size 128 by default):
 
-* for every loss of :data:`sk_margin.losses.LOSSES`, at its default
+* for every loss of :data:`sk_margin.nets.losses.LOSSES`, at its default
   hyperparameters, the time of one training epoch of
   :class:`~sk_margin.MarginNetClassifier`, as a ratio to ``cross_entropy``.
   Each fit runs ``--warmup`` + ``--epochs`` epochs; the time of a fit is the
@@ -22,7 +22,7 @@ and the four Kesidis losses (``margin_ratio``, ``margin_softmax``,
 losses ``gradient_margin`` and ``cross_lipschitz``.
 
 What bounds the ratios. ``cross_lipschitz`` and ``gradient_margin`` use
-closed forms on this one-hidden-layer MLP (:mod:`sk_margin.input_gradients`):
+closed forms on this one-hidden-layer MLP (:mod:`sk_margin.nets.losses`):
 ``U U^T``-sized products instead of ``K`` double-backprop passes.
 ``amr``'s orthogonality penalty ``sum_l ||W_l W_l^T - I||_F^2`` (Wu & Yu,
 eq. 15) needs, per batch and whatever the batch size, the Gram matrix of the
@@ -59,7 +59,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from sk_margin import MarginNetClassifier
-from sk_margin.losses import LOSSES
+from sk_margin.nets.losses import LOSSES
 
 BASELINE = "cross_entropy"
 TARGETS = {

@@ -46,7 +46,7 @@ from sk_margin import (
     MarginStatistics,
     MarginTrajectoryDisplay,
 )
-from sk_margin.attack_library import generate_adversarial
+from sk_margin.attacks import generate_adversarial
 
 start = time.perf_counter()
 output = Path("example_output")

@@ -3,7 +3,7 @@ Margin losses for neural networks: accuracy, certified radii and cost
 =====================================================================
 
 :class:`~sk_margin.MarginNetClassifier` trains a skorch network with any of the
-margin losses of :mod:`sk_margin.losses`, chosen by name (``criterion="lmt"``)
+margin losses of :mod:`sk_margin.nets.losses`, chosen by name (``criterion="lmt"``)
 and tuned through skorch's routing (``criterion__eps=0.1``). Here the same
 small MLP is trained on scikit-learn's ``load_digits`` with plain
 cross-entropy (the baseline) and with every margin loss, and each model is

@@ -11,7 +11,6 @@ plot is drawn, nor the attack library, imported when an attack runs).
 from sk_margin.attacks import box_constrained_attack
 from sk_margin.detector import MarginPValueDetector
 from sk_margin.kernel import MarginKernelLogReg
-from sk_margin.margin_histogram import MarginHistogramDisplay
 from sk_margin.metrics import (
     average_margin,
     certified_accuracy,
@@ -23,7 +22,11 @@ from sk_margin.metrics import (
     relative_robustness,
     robust_accuracy,
 )
-from sk_margin.plotting import CertifiedAccuracyDisplay, MarginTrajectoryDisplay
+from sk_margin.plot import (
+    CertifiedAccuracyDisplay,
+    MarginHistogramDisplay,
+    MarginTrajectoryDisplay,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -51,11 +54,11 @@ __all__ = [
 
 def __getattr__(name):
     if name == "MarginNetClassifier":
-        from sk_margin.net import MarginNetClassifier
+        from sk_margin.nets import MarginNetClassifier
 
         return MarginNetClassifier
     if name == "MarginStatistics":
-        from sk_margin.callbacks import MarginStatistics
+        from sk_margin.nets import MarginStatistics
 
         return MarginStatistics
     raise AttributeError(f"module 'sk_margin' has no attribute {name!r}")

@@ -20,7 +20,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from sk_margin.margins import score_gaps
-from sk_margin.metrics import _final_estimator, certified_radii
+from sk_margin.metrics._certified import _final_estimator, certified_radii
 
 __all__ = ["MarginPValueDetector"]
 

@@ -42,7 +42,7 @@ def _seeded(make, seed=0):
 
 
 def _modules():
-    from sk_margin.modules import MLP, SmallCNN
+    from sk_margin.nets import MLP, SmallCNN
 
     return {
         "mlp1_relu": _seeded(lambda: MLP(64, 10, hidden_sizes=(32,))),
@@ -86,7 +86,7 @@ def _kernel(out, X, Xt, y, yt):
 
 
 def _nets(out, X, Xt):
-    from sk_margin.network_certify import certify_network
+    from sk_margin.nets import certify_network
 
     Xt = np.asarray(Xt, dtype=np.float64)
     for name, module in _modules().items():
@@ -102,8 +102,11 @@ def _nets(out, X, Xt):
 
 
 def _bounds(out):
-    from sk_margin.lipschitz import layer_lipschitz_bounds, network_lipschitz_bounds
-    from sk_margin.power_iteration import PowerIterationLipschitz
+    from sk_margin.nets import (
+        PowerIterationLipschitz,
+        layer_lipschitz_bounds,
+        network_lipschitz_bounds,
+    )
 
     for name, module in _modules().items():
         l2, linf, pair = network_lipschitz_bounds(module, (64,))
@@ -121,7 +124,7 @@ def _bounds(out):
 
 
 def _losses(out):
-    from sk_margin.losses import LOSSES
+    from sk_margin.nets.losses import LOSSES
 
     for name, cls in sorted(LOSSES.items()):
         torch.manual_seed(0)
@@ -155,9 +158,8 @@ def _losses(out):
 
 
 def _trained_nets(out, X, Xt, y):
-    from sk_margin.callbacks import MarginStatistics
-    from sk_margin.losses import LOSSES
-    from sk_margin.net import MarginNetClassifier
+    from sk_margin.nets import MarginNetClassifier, MarginStatistics
+    from sk_margin.nets.losses import LOSSES
 
     for name in sorted(LOSSES):
         net = MarginNetClassifier(
@@ -183,7 +185,7 @@ def _attacks_and_metrics(out, clf, net, X, Xt, y, yt):
         certified_radii,
         robust_accuracy,
     )
-    from sk_margin.attack_library import generate_adversarial
+    from sk_margin.attacks import generate_adversarial
 
     for p in (1, 2, np.inf):
         X_adv, success = box_constrained_attack(clf, Xt[:15], p=p)

@@ -11,13 +11,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from sk_margin import MarginKernelLogReg
-from sk_margin.attack_library import (
+from sk_margin.attacks._library import (
     _PipelineModel,
     _scores_classifier_class,
     generate_adversarial,
 )
-from sk_margin.metrics import certified_accuracy
-from sk_margin.robustness import robust_accuracy
+from sk_margin.metrics import certified_accuracy, robust_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +128,7 @@ def test_deepfool_in_a_box_takes_plain_steps():
 
 def test_margin_net_robust_accuracy_through_torch(digits):
     pytest.importorskip("art")
-    from sk_margin.net import MarginNetClassifier
+    from sk_margin.nets import MarginNetClassifier
 
     X, X_test, y, y_test = digits
     net = MarginNetClassifier(
@@ -153,7 +152,7 @@ def test_image_inputs_through_torch():
     pytest.importorskip("art")
     from sklearn.datasets import load_digits
 
-    from sk_margin.net import MarginNetClassifier
+    from sk_margin.nets import MarginNetClassifier
 
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).reshape(-1, 1, 8, 8)[:300]

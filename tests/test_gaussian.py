@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from sk_margin.gaussian import (
+from sk_margin.kernel._certify import (
     gaussian_curvature_bound,
     gaussian_grad_norm_max,
     gaussian_hessian_norm_max,
     gaussian_triangle_bound,
 )
-from sk_margin.gaussian_prop21 import gaussian_prop21_bound
+from sk_margin.kernel._quadratic_bound import gaussian_prop21_bound
 
 GAMMA = 0.7
 

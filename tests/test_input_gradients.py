@@ -8,14 +8,14 @@ import torch
 from numpy.testing import assert_allclose
 from torch import nn
 
-from sk_margin.input_gradients import (
+from sk_margin.nets.losses import CrossLipschitzLoss, GradientMarginLoss
+from sk_margin.nets.losses._input_gradients import (
     activation_derivative,
     centred_gradient_spread,
     closed_form_layers,
     input_gradients,
     max_gradient_difference,
 )
-from sk_margin.losses import CrossLipschitzLoss, GradientMarginLoss
 
 ACTIVATIONS = [
     nn.ReLU(),

@@ -18,8 +18,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from sk_margin import MarginKernelLogReg, box_constrained_attack
-from sk_margin.gaussian import cross_lipschitz_gram
-from sk_margin.kernel import logreg_objective
+from sk_margin.kernel import cross_lipschitz_gram
+from sk_margin.kernel._estimator import logreg_objective
 
 METHODS = ["prop21", "triangle", "second_order", "auto"]
 
@@ -426,11 +426,11 @@ def test_certificates_never_exceed_attack_distances_on_digits(
 def test_prop21_is_refused_beyond_its_memory_limit(
     fitted_digits, small_digits, monkeypatch
 ):
-    import sk_margin.gaussian
+    import sk_margin.kernel._certify
 
     _, X_test, _, _ = small_digits
     full = fitted_digits.certify(X_test[:4])
-    monkeypatch.setattr(sk_margin.gaussian, "_PROP21_MAX_CENTERS", 100)
+    monkeypatch.setattr(sk_margin.kernel._certify, "_PROP21_MAX_CENTERS", 100)
     with pytest.raises(ValueError, match="at most 100 centres"):
         fitted_digits.certify(X_test[:4], method="prop21")
     cheap = fitted_digits.certify(X_test[:4])  # auto without Prop. 2.1

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from torch import nn
 
-from sk_margin.lipschitz import (
+from sk_margin.nets import (
     conv2d_spectral_norm_bound,
     layer_lipschitz_bounds,
     linf_lipschitz_bound,
@@ -572,7 +572,7 @@ def test_parametrized_spectral_norm_is_bounded_without_updating_it():
 
 
 def test_network_bounds_agree_with_the_single_bounds():
-    from sk_margin.lipschitz import (
+    from sk_margin.nets import (
         linf_lipschitz_bound,
         lipschitz_bound,
         network_lipschitz_bounds,

@@ -10,7 +10,7 @@ import torch
 from numpy.testing import assert_allclose
 from torch import nn
 
-from sk_margin.losses import (
+from sk_margin.nets.losses import (
     LOSSES,
     AverageMarginLoss,
     CrossEntropyMarginLoss,

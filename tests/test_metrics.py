@@ -439,7 +439,7 @@ def test_cross_val_score_of_a_pipeline():
 
 def test_scorers_with_a_margin_net_in_parallel(digits):
     pytest.importorskip("art")
-    from sk_margin.net import MarginNetClassifier
+    from sk_margin.nets import MarginNetClassifier
 
     X, _, y, _ = digits
     net = MarginNetClassifier(

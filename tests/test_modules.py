@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 from skorch import NeuralNetClassifier
 from torch import nn
 
-from sk_margin.modules import MLP, SmallCNN, default_module_for
+from sk_margin.nets import MLP, SmallCNN, default_module_for
 
 # Every layer a Lipschitz bound has to know about.
 STANDARD_LAYERS = (

@@ -13,8 +13,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from sk_margin import box_constrained_attack
-from sk_margin.losses import LOSSES
-from sk_margin.net import MarginNetClassifier
+from sk_margin.nets import MarginNetClassifier
+from sk_margin.nets.losses import LOSSES
 
 METHODS = ["pairwise", "tsuzuku", "kesidis", "local", "auto"]
 

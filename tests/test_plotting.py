@@ -11,12 +11,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from sk_margin.callbacks import MarginStatistics
 from sk_margin.kernel import MarginKernelLogReg
-from sk_margin.margin_histogram import MarginHistogramDisplay
 from sk_margin.metrics import certified_radii
-from sk_margin.net import MarginNetClassifier
-from sk_margin.plotting import CertifiedAccuracyDisplay, MarginTrajectoryDisplay
+from sk_margin.nets import MarginNetClassifier, MarginStatistics
+from sk_margin.plot import (
+    CertifiedAccuracyDisplay,
+    MarginHistogramDisplay,
+    MarginTrajectoryDisplay,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,8 @@ import torch
 from numpy.testing import assert_allclose
 from torch import nn
 
-from sk_margin.lipschitz import lipschitz_bound
-from sk_margin.losses import LCLMTLoss, LMTLoss
-from sk_margin.power_iteration import PowerIterationLipschitz
+from sk_margin.nets import PowerIterationLipschitz, lipschitz_bound
+from sk_margin.nets.losses import LCLMTLoss, LMTLoss
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -8,7 +8,7 @@ from scipy.stats import loguniform
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 
 from sk_margin import MarginKernelLogReg, MarginPValueDetector
-from sk_margin.net import MarginNetClassifier
+from sk_margin.nets import MarginNetClassifier
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ smallest ``l_p`` change ``delta`` (``p`` in ``{1, 2, inf}``) that moves the
 linearised score of a target class ``j`` above the one of the predicted class
 ``c`` while keeping ``x + delta`` inside a box ``[lo, hi]``. Each problem is
 solved exactly in ``O(d log d)`` by sorting breakpoints (Proposition 4.1;
-:mod:`sk_margin.box_perturbation`).
+:mod:`sk_margin.attacks`).
 Found points give *upper* bounds on the distance to the decision boundary,
 to be compared with the certified lower bounds of :mod:`sk_margin.certify`.
 
@@ -17,7 +17,7 @@ import numbers
 import numpy as np
 from sklearn.utils import check_array, check_scalar, column_or_1d
 
-from sk_margin.box_perturbation import _check_p, _solve
+from sk_margin.attacks._box_perturbation import _check_p, _solve
 
 __all__ = ["box_constrained_attack"]
 
@@ -162,7 +162,7 @@ def box_constrained_attack(
     For every sample ``x`` with predicted class ``c``, repeatedly linearise the
     classifier, solve the box-constrained problem (8) towards every class
     ``j != c`` exactly
-    (:func:`~sk_margin.box_perturbation.minimal_box_perturbation`), keep the smallest
+    (:func:`~sk_margin.attacks.minimal_box_perturbation`), keep the smallest
     change, and finish with a binary search back towards ``x`` so that the
     returned point lies just beyond the decision boundary.
 

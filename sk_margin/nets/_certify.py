@@ -1,8 +1,8 @@
 """Certified l2 radii of torch networks: global and local bounds combined.
 
 The radius formulas are in :mod:`sk_margin.certify`, the sound Lipschitz
-bounds in :mod:`sk_margin.lipschitz` and the local bound of one-hidden-layer
-networks in :mod:`sk_margin.local`; :func:`certify_network` puts them together
+bounds in :mod:`sk_margin.nets` and the local bound of one-hidden-layer
+networks in :mod:`sk_margin.nets`; :func:`certify_network` puts them together
 for a network in eval mode and float64.
 """
 
@@ -16,9 +16,9 @@ from sk_margin.certify import (
     kesidis_radius,
     lipschitz_margin_radius,
 )
-from sk_margin.lipschitz import lipschitz_bound, network_lipschitz_bounds
-from sk_margin.local import local_radius, one_hidden_layer
 from sk_margin.margins import logit_margin
+from sk_margin.nets._lipschitz import lipschitz_bound, network_lipschitz_bounds
+from sk_margin.nets._local import local_radius, one_hidden_layer
 
 __all__ = ["NET_CERTIFY_METHODS", "certify_network"]
 
@@ -37,7 +37,7 @@ def certify_network(
     * ``"kesidis"``: ``mu / (2 L_inf)`` (Kesidis et al., Theorem 2.1);
     * ``"local"``: for one-hidden-layer networks only, Theorem 2.1 with the
       local bound of Proposition 2.2 (bias included), maximised over the ball
-      radius by bisection (:func:`sk_margin.local.local_radius`);
+      radius by bisection (:func:`sk_margin.nets.local_radius`);
     * ``"auto"``: per row, the largest of those available (each is sound, so
       their maximum is).
 

@@ -15,11 +15,11 @@ from skorch import NeuralNetClassifier
 from skorch.dataset import unpack_data
 from skorch.utils import is_dataset, to_tensor
 
-from sk_margin.lipschitz import lipschitz_bound
-from sk_margin.losses import MarginLoss, resolve_loss
 from sk_margin.margins import label_margin, signed_margin
-from sk_margin.modules import default_module_for
-from sk_margin.network_certify import certify_network
+from sk_margin.nets._certify import certify_network
+from sk_margin.nets._lipschitz import lipschitz_bound
+from sk_margin.nets._modules import default_module_for
+from sk_margin.nets.losses import MarginLoss, resolve_loss
 
 __all__ = ["MarginNetClassifier", "softmax"]
 
@@ -58,7 +58,7 @@ class MarginNetClassifier(NeuralNetClassifier):
     """Neural-net classifier with margin losses and certified radii (skorch).
 
     A :class:`skorch.NeuralNetClassifier` whose ``criterion`` is one of the
-    margin losses of :mod:`sk_margin.losses`, chosen by name and tuned through
+    margin losses of :mod:`sk_margin.nets.losses`, chosen by name and tuned through
     skorch's routing (``criterion__eps``, ``criterion__mu``, ...), and which
     certifies, per input, an l2 radius within which its decision cannot change
     (:meth:`certify`). Training is skorch's own loop: callbacks, history,
@@ -68,16 +68,16 @@ class MarginNetClassifier(NeuralNetClassifier):
     ----------
     module : torch.nn.Module class or instance, or None, default=None
         The network; it must output logits. None: a default module chosen from
-        the shape of the training data (:func:`sk_margin.modules.default_module_for`):
+        the shape of the training data (:func:`sk_margin.nets.default_module_for`):
         an MLP (``module__hidden_sizes=(256,)``, ``module__activation="relu"``)
         for vector inputs, a small CNN for image inputs of shape (C, H, W). The
         input and output sizes are inferred at fit time.
     criterion : str, MarginLoss class or instance, default="cross_entropy"
-        A name from :data:`sk_margin.losses.LOSSES` (``"cross_entropy"``,
+        A name from :data:`sk_margin.nets.losses.LOSSES` (``"cross_entropy"``,
         ``"lmt"``, ``"lc_lmt"``, ``"margin_ratio"``, ``"margin_softmax"``,
         ``"normalized_margin"``, ``"margin_hinge"``, ``"amr"``,
         ``"gradient_margin"``, ``"cross_lipschitz"``), a
-        :class:`~sk_margin.losses.MarginLoss` subclass, or any torch loss taking
+        :class:`~sk_margin.nets.losses.MarginLoss` subclass, or any torch loss taking
         ``(logits, target)``.
     optimizer : torch optimizer class, default=torch.optim.Adam
         As in skorch.
@@ -251,7 +251,7 @@ class MarginNetClassifier(NeuralNetClassifier):
             Class labels (any type scikit-learn accepts).
         sample_weight : array-like of shape (n_samples,), default=None
             Initial per-sample weights ``lambda_x`` (1 by default), used by
-            every :class:`~sk_margin.losses.MarginLoss`.
+            every :class:`~sk_margin.nets.losses.MarginLoss`.
         **fit_params : dict
             Passed on to skorch (e.g. to the module's forward).
 
@@ -582,7 +582,7 @@ class MarginNetClassifier(NeuralNetClassifier):
         -------
         float
             The product of sound per-layer bounds
-            (:func:`sk_margin.lipschitz.lipschitz_bound`), in eval mode.
+            (:func:`sk_margin.nets.lipschitz_bound`), in eval mode.
         """
         return lipschitz_bound(self._module64(), self.input_shape_)
 
@@ -594,12 +594,12 @@ class MarginNetClassifier(NeuralNetClassifier):
         ``"kesidis"`` (Kesidis et al., Theorem 2.1), ``"local"`` (one hidden
         layer only: Theorem 2.1 with Proposition 2.2) or ``"auto"``, per row the
         largest of those available; see
-        :func:`sk_margin.network_certify.certify_network` for the formulas.
+        :func:`sk_margin.nets.certify_network` for the formulas.
         Rows are certified in batches of ``batch_size``, with a progress bar
         when ``verbose`` is set.
 
         All bounds are sound upper bounds computed in float64 in eval mode
-        (:mod:`sk_margin.lipschitz`): exact spectral norms for dense layers and
+        (:mod:`sk_margin.nets`): exact spectral norms for dense layers and
         a proven bound for convolutions, never a bare power-iteration estimate.
 
         Parameters

@@ -3,7 +3,7 @@
 A sound upper bound of ``max_{y in B(x, R)} ||grad g(y)||_2`` for
 ``g(y) = sum_r beta_r exp(-gamma ||y - c_r||^2)``, with the index sets of the
 proposition corrected (see :func:`gaussian_prop21_bound`). Used by
-:func:`sk_margin.gaussian.certify_gaussian_expansion`.
+:func:`sk_margin.kernel.certify_gaussian_expansion`.
 """
 
 import numpy as np

@@ -8,27 +8,14 @@ selected by name through :data:`LOSSES` / :func:`resolve_loss`.
 
 Adding your own loss takes a subclass of :class:`MarginLoss`; the interface
 (the arguments of ``forward`` and the class attributes telling the network
-what to pass) is described in :mod:`sk_margin.loss_base`.
+what to pass) is described in :mod:`sk_margin.nets.losses`.
 """
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sk_margin.input_gradients import (
-    centred_gradient_spread,
-    closed_form_layers,
-    input_gradients,
-    max_gradient_difference,
-)
-from sk_margin.kesidis_losses import (
-    MarginHingeLoss,
-    MarginRatioLoss,
-    MarginSoftmaxLoss,
-    NormalizedMarginLoss,
-)
-from sk_margin.lipschitz_margin_losses import LCLMTLoss, LMTLoss
-from sk_margin.loss_base import (
+from sk_margin.nets.losses._base import (
     _FORWARD_DOC,
     _TINY,
     MarginLoss,
@@ -37,6 +24,19 @@ from sk_margin.loss_base import (
     _reduce,
     _runner_up,
 )
+from sk_margin.nets.losses._input_gradients import (
+    centred_gradient_spread,
+    closed_form_layers,
+    input_gradients,
+    max_gradient_difference,
+)
+from sk_margin.nets.losses._kesidis import (
+    MarginHingeLoss,
+    MarginRatioLoss,
+    MarginSoftmaxLoss,
+    NormalizedMarginLoss,
+)
+from sk_margin.nets.losses._lipschitz_margin import LCLMTLoss, LMTLoss
 
 __all__ = [
     "LOSSES",
@@ -63,7 +63,7 @@ class CrossEntropyMarginLoss(MarginLoss):
     Examples
     --------
     >>> import torch
-    >>> from sk_margin.losses import CrossEntropyMarginLoss
+    >>> from sk_margin.nets.losses import CrossEntropyMarginLoss
     >>> CrossEntropyMarginLoss()(torch.zeros(2, 4), torch.tensor([0, 3]))
     tensor(1.3863)
     """
@@ -213,7 +213,7 @@ class GradientMarginLoss(MarginLoss):
     ``|f_y - f_j| / ||grad||_1``); we read "l1 / l2 margin maximisation" as
     the norm on the gradients. The two maxima are taken separately, as printed.
     For one-hidden-layer networks the gradient differences have a closed
-    form (:func:`~sk_margin.input_gradients.gradient_difference_norms`, from
+    form (:func:`~sk_margin.nets.losses.gradient_difference_norms`, from
     the hidden activations, no double back-propagation). For other networks
     the ``K`` input gradients come from ``K`` backward passes of summed
     logits, which are per-sample gradients unless samples interact
@@ -239,7 +239,7 @@ class GradientMarginLoss(MarginLoss):
         Returns
         -------
         needed : bool
-            False when :func:`~sk_margin.input_gradients.closed_form_layers`
+            False when :func:`~sk_margin.nets.losses.closed_form_layers`
             applies.
         """
         return closed_form_layers(module) is None
@@ -282,7 +282,7 @@ class CrossLipschitzLoss(MarginLoss):
     Notes
     -----
     For one-hidden-layer networks the regulariser is computed in closed form
-    (:func:`~sk_margin.input_gradients.centred_gradient_spread`, from the
+    (:func:`~sk_margin.nets.losses.centred_gradient_spread`, from the
     hidden activations, no double back-propagation). The paper's printed
     closed form (Section 3) lacks a factor ``K`` on ``sum_l w_lr w_ls`` and
     sums ``sigma'`` over pairs ``i, j`` where a single ``i`` is meant; ours is
@@ -347,7 +347,7 @@ def resolve_loss(name_or_class):
 
     Examples
     --------
-    >>> from sk_margin.losses import resolve_loss
+    >>> from sk_margin.nets.losses import resolve_loss
     >>> resolve_loss("lc_lmt").__name__
     'LCLMTLoss'
     """

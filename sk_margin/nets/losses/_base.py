@@ -1,7 +1,7 @@
 """The interface of the margin losses: :class:`MarginLoss` and shared helpers.
 
 The losses themselves, and the registry that selects them by name, are in
-:mod:`sk_margin.losses`.
+:mod:`sk_margin.nets.losses`.
 
 The loss interface
 ------------------
@@ -38,7 +38,7 @@ criterion, e.g. ``MarginNetClassifier(criterion=SquaredHinge,
 criterion__mu=2.0)``:
 
 >>> import torch
->>> from sk_margin.loss_base import MarginLoss, _reduce
+>>> from sk_margin.nets.losses import MarginLoss, _reduce
 >>> class SquaredHinge(MarginLoss):
 ...     def __init__(self, mu=1.0):
 ...         super().__init__()

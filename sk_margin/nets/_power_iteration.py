@@ -1,23 +1,23 @@
 """Training-time estimate of the l2 Lipschitz constant of a torch network.
 
-The Lipschitz-margin losses (:mod:`sk_margin.lipschitz_margin_losses`: LMT and
+The Lipschitz-margin losses (:mod:`sk_margin.nets.losses`: LMT and
 LC-LMT) need, at every training step, a value of ``L`` that is cheap and
 differentiable w.r.t. the weights.
 :class:`PowerIterationLipschitz` multiplies per-layer constants, taking the
 spectral norms of dense and convolution layers from one persistent
 power-iteration step per call (Tsuzuku, Sato & Sugiyama, 2018): over training
 the estimate approaches their product from *below*. Every other layer uses
-the rule of :mod:`sk_margin.layer_bounds`, the same as the sound bounds of
-:mod:`sk_margin.lipschitz`, batch norms as a differentiable torch value.
+the rule of :mod:`sk_margin.nets`, the same as the sound bounds of
+:mod:`sk_margin.nets`, batch norms as a differentiable torch value.
 
-Certificates need upper bounds: use :mod:`sk_margin.lipschitz` for them.
+Certificates need upper bounds: use :mod:`sk_margin.nets` for them.
 """
 
 import torch
 from torch import nn
 from torch.nn.modules import batchnorm
 
-from sk_margin.layer_bounds import (
+from sk_margin.nets._layers import (
     _POOLS,
     _RULES,
     _config_error,
@@ -93,7 +93,7 @@ class PowerIterationLipschitz:
     sqrt(running_var_c + eps)``, differentiable w.r.t. ``gamma`` (the LMT
     authors use the batch variance in training). Every other layer (its class
     or a subclass of it) uses the per-layer rule of the sound bounds in
-    :mod:`sk_margin.layer_bounds`: activations their largest slope, shape
+    :mod:`sk_margin.nets`: activations their largest slope, shape
     layers, identity and dropout 1 (their eval-mode maps), pooling in 1, 2 or
     3 dimensions its exact bound for the layer's input size (computed once
     per layer and input shape). Other layers raise a TypeError naming the
@@ -108,7 +108,7 @@ class PowerIterationLipschitz:
     Examples
     --------
     >>> import torch
-    >>> from sk_margin.power_iteration import PowerIterationLipschitz
+    >>> from sk_margin.nets import PowerIterationLipschitz
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2, bias=False), torch.nn.Sigmoid())
     >>> with torch.no_grad():
     ...     _ = net[0].weight.copy_(torch.tensor([[4.0, 0.0], [0.0, 1.0]]))

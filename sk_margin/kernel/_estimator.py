@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from sk_margin.gaussian import (
+from sk_margin.kernel._certify import (
     certify_gaussian_expansion,
     cross_lipschitz_gram,
     gaussian_expansion_jacobian,
@@ -540,9 +540,9 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         -----
         Computed in float64 from exact distances to the centres, in batches
         of rows, with a progress bar when ``verbose`` is set. See
-        :func:`sk_margin.gaussian_prop21.gaussian_prop21_bound` for the derivation
+        :func:`sk_margin.kernel.gaussian_prop21_bound` for the derivation
         of Proposition 2.1 (and a correction of its index sets) and
-        :func:`sk_margin.gaussian.gaussian_hessian_norm_max` for the
+        :func:`sk_margin.kernel.gaussian_hessian_norm_max` for the
         curvature bound.
         """
         X = self._validate_X(X)

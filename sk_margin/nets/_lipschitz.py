@@ -6,9 +6,9 @@ boundary. Nothing comes from power iteration, which under-estimates a spectral
 norm: dense layers use a float64 SVD, convolutions the Fourier method of
 Sedghi, Gupta & Long (2019) on a grid large enough for the zero padding, and
 pooling layers closed forms checked against the layer itself (the per-layer
-rules live in :mod:`sk_margin.layer_bounds`; this module walks networks and
+rules live in :mod:`sk_margin.nets`; this module walks networks and
 combines them). For the cheap, differentiable estimate used during training,
-see :class:`sk_margin.power_iteration.PowerIterationLipschitz`.
+see :class:`sk_margin.nets.PowerIterationLipschitz`.
 
 Networks are ``nn.Sequential`` containers (possibly nested) and are bounded as
 they run in eval mode. The bounds hold for exact arithmetic with the module's
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sk_margin.layer_bounds import (
+from sk_margin.nets._layers import (
     _DROPOUTS,
     _RULES,
     _SUPPORTED,
@@ -204,7 +204,7 @@ def layer_lipschitz_bounds(module, input_shape):
     Examples
     --------
     >>> import torch
-    >>> from sk_margin.lipschitz import layer_lipschitz_bounds
+    >>> from sk_margin.nets import layer_lipschitz_bounds
     >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Sigmoid())
     >>> [
     ...     (pos, type(layer).__name__)
@@ -250,7 +250,7 @@ def lipschitz_bound(module, input_shape):
     Examples
     --------
     >>> import torch
-    >>> from sk_margin.lipschitz import lipschitz_bound
+    >>> from sk_margin.nets import lipschitz_bound
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2, bias=False), torch.nn.ReLU())
     >>> with torch.no_grad():
     ...     _ = net[0].weight.copy_(torch.tensor([[3.0, 0.0], [0.0, 4.0]]))
@@ -364,7 +364,7 @@ def linf_lipschitz_bound(module, input_shape):
     Examples
     --------
     >>> import torch
-    >>> from sk_margin.lipschitz import linf_lipschitz_bound
+    >>> from sk_margin.nets import linf_lipschitz_bound
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2, bias=False))
     >>> with torch.no_grad():
     ...     _ = net[0].weight.copy_(torch.tensor([[3.0, 4.0], [1.0, 0.0]]))
@@ -407,7 +407,7 @@ def pairwise_lipschitz_bounds(module, input_shape):
     Examples
     --------
     >>> import torch
-    >>> from sk_margin.lipschitz import pairwise_lipschitz_bounds
+    >>> from sk_margin.nets import pairwise_lipschitz_bounds
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2, bias=False))
     >>> with torch.no_grad():
     ...     _ = net[0].weight.copy_(torch.tensor([[3.0, 4.0], [0.0, 0.0]]))

@@ -1,15 +1,15 @@
 """Margin histograms of training, held-out and attacked samples (a Display).
 
 Kesidis, Miller & Xiang, Fig. 1. The Display pattern and the helpers are those
-of :mod:`sk_margin.plotting`.
+of :mod:`sk_margin.plot`.
 """
 
 import numpy as np
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from sk_margin.metrics import _final_estimator, certified_radii
-from sk_margin.plotting import _as_1d, _axes, _check_same_length
+from sk_margin.metrics._certified import _final_estimator, certified_radii
+from sk_margin.plot._displays import _as_1d, _axes, _check_same_length
 
 __all__ = ["MarginHistogramDisplay"]
 
@@ -87,7 +87,7 @@ class MarginHistogramDisplay:
     >>> matplotlib.use("Agg")
     >>> import matplotlib.pyplot as plt
     >>> import numpy as np
-    >>> from sk_margin.margin_histogram import MarginHistogramDisplay
+    >>> from sk_margin.plot import MarginHistogramDisplay
     >>> rng = np.random.default_rng(0)
     >>> margins = {"training": rng.normal(3, 1, 200), "held-out": rng.normal(2, 2, 50)}
     >>> disp = MarginHistogramDisplay.from_predictions(margins, required_margin=1.0)

@@ -1,6 +1,6 @@
 """Display classes: margin trajectories and certified accuracy, shared helpers.
 
-The margin histograms are in :mod:`sk_margin.margin_histogram`.
+The margin histograms are in :mod:`sk_margin.plot`.
 
 scikit-learn's Display pattern: ``from_estimator`` (or ``from_history``)
 computes what is shown, ``from_predictions`` takes it precomputed; both store
@@ -11,7 +11,11 @@ imported inside ``plot`` only.
 
 import numpy as np
 
-from sk_margin.metrics import _final_estimator, certified_accuracy, certified_radii
+from sk_margin.metrics._certified import (
+    _final_estimator,
+    certified_accuracy,
+    certified_radii,
+)
 
 __all__ = ["CertifiedAccuracyDisplay", "MarginTrajectoryDisplay"]
 
@@ -57,7 +61,7 @@ class MarginTrajectoryDisplay:
     """Minimum and average margin against the training epoch.
 
     Create it with :meth:`from_estimator` (a net trained with the
-    :class:`~sk_margin.callbacks.MarginStatistics` callback) or
+    :class:`~sk_margin.nets.MarginStatistics` callback) or
     :meth:`from_history`, or from raw arrays with the constructor and
     :meth:`plot`.
 
@@ -92,7 +96,7 @@ class MarginTrajectoryDisplay:
     average margin ``(1/n) sum_i |m(x_i, y_i)|`` of the signed distances ``m``
     to the decision boundary, and show (Fig. 1(a), Figs. 2 and 6) that
     standard training raises the first while it lowers the second.
-    :class:`~sk_margin.callbacks.MarginStatistics` records computable versions
+    :class:`~sk_margin.nets.MarginStatistics` records computable versions
     of both (see its Notes).
 
     Examples
@@ -100,7 +104,7 @@ class MarginTrajectoryDisplay:
     >>> import matplotlib
     >>> matplotlib.use("Agg")
     >>> import matplotlib.pyplot as plt
-    >>> from sk_margin.plotting import MarginTrajectoryDisplay
+    >>> from sk_margin.plot import MarginTrajectoryDisplay
     >>> history = [
     ...     {"epoch": 1, "train_min_margin": -0.5, "train_avg_margin": 0.9},
     ...     {"epoch": 2, "train_min_margin": -0.1, "train_avg_margin": 0.7},
@@ -168,7 +172,7 @@ class MarginTrajectoryDisplay:
         history : skorch.History or list of dict
             One dict per epoch. Those with ``{subset}_min_margin`` and
             ``{subset}_avg_margin`` (recorded by
-            :class:`~sk_margin.callbacks.MarginStatistics`) are plotted at
+            :class:`~sk_margin.nets.MarginStatistics`) are plotted at
             their ``"epoch"`` entry, else at their 1-based position.
         subset : {"train", "valid"}, default="train"
             Training or validation margins.
@@ -199,7 +203,7 @@ class MarginTrajectoryDisplay:
             raise ValueError(
                 f"The history has no {kmin!r} and {kavg!r} entries. Train with the "
                 f"MarginStatistics callback{valid} to record them: "
-                "`callbacks=[MarginStatistics()]` (from sk_margin.callbacks)."
+                "`callbacks=[MarginStatistics()]` (from sk_margin.nets)."
             )
         epochs, mins, avgs = (np.asarray(c) for c in zip(*rows, strict=True))
         disp = cls(
@@ -214,8 +218,8 @@ class MarginTrajectoryDisplay:
         Parameters
         ----------
         estimator : skorch.NeuralNet
-            A fitted net, e.g. :class:`~sk_margin.net.MarginNetClassifier`,
-            trained with the :class:`~sk_margin.callbacks.MarginStatistics`
+            A fitted net, e.g. :class:`~sk_margin.nets.MarginNetClassifier`,
+            trained with the :class:`~sk_margin.nets.MarginStatistics`
             callback.
         subset : {"train", "valid"}, default="train"
             Training or validation margins.
@@ -280,7 +284,7 @@ class CertifiedAccuracyDisplay:
     >>> import matplotlib
     >>> matplotlib.use("Agg")
     >>> import matplotlib.pyplot as plt
-    >>> from sk_margin.plotting import CertifiedAccuracyDisplay
+    >>> from sk_margin.plot import CertifiedAccuracyDisplay
     >>> y_true, y_pred = [0, 1, 1, 0], [0, 1, 0, 0]
     >>> disp = CertifiedAccuracyDisplay.from_predictions(
     ...     y_true, y_pred, [0.5, 0.2, 0.3, 0.0], eps=[0, 0.1, 0.5], name="A"

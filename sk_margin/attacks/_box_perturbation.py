@@ -202,7 +202,7 @@ def minimal_box_perturbation(v, c, lower, upper, *, p=2):
 
     Examples
     --------
-    >>> from sk_margin.box_perturbation import minimal_box_perturbation
+    >>> from sk_margin.attacks import minimal_box_perturbation
     >>> delta, norm = minimal_box_perturbation([1.0, 1.0], 1.0, [-0.2, -1.0], 1.0)
     >>> delta, round(float(norm), 4)
     (array([-0.2, -0.8]), 0.8246)

@@ -20,7 +20,7 @@ gradients as double back-propagation.
 import torch
 from torch import nn
 
-from sk_margin.local import hidden_layers
+from sk_margin.nets._local import hidden_layers
 
 __all__ = [
     "activation_derivative",
@@ -94,7 +94,7 @@ def closed_form_layers(module):
     -------
     layers : tuple or None
         The three layers of a one-hidden-layer network (see
-        :func:`sk_margin.local.one_hidden_layer`), or None for other networks
+        :func:`sk_margin.nets.one_hidden_layer`), or None for other networks
         and for a network with an active ``nn.Dropout`` (training mode,
         ``p > 0``), whose random mask the closed forms do not see.
     """

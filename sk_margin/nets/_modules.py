@@ -3,7 +3,7 @@
 Both are plain :class:`torch.nn.Sequential` containers of standard torch layers
 (``Flatten``, ``Unflatten``, ``Linear``, ``Conv2d``, ``AvgPool2d``, ``ReLU``,
 ``Softplus``, ``Tanh``, ``Dropout``), listed flat in the order they are applied,
-so that :mod:`sk_margin.lipschitz` can walk ``module.children()`` and multiply
+so that :mod:`sk_margin.nets` can walk ``module.children()`` and multiply
 per-layer Lipschitz constants. They return raw logits: no softmax.
 
 Sizes are constructor keywords (``input_dim`` or ``input_shape``, and
@@ -127,7 +127,7 @@ class MLP(nn.Sequential):
     Examples
     --------
     >>> import torch
-    >>> from sk_margin.modules import MLP
+    >>> from sk_margin.nets import MLP
     >>> net = MLP(input_dim=4, n_classes=3, hidden_sizes=(8,), activation="tanh")
     >>> net
     MLP(
@@ -236,7 +236,7 @@ class SmallCNN(nn.Sequential):
     Examples
     --------
     >>> import torch
-    >>> from sk_margin.modules import SmallCNN
+    >>> from sk_margin.nets import SmallCNN
     >>> net = SmallCNN(input_shape=(1, 8, 8), n_classes=10)
     >>> net(torch.zeros(5, 1, 8, 8)).shape
     torch.Size([5, 10])
@@ -329,11 +329,13 @@ def default_module_for(X_shape):
 
     Examples
     --------
-    >>> from sk_margin.modules import default_module_for
-    >>> default_module_for((64,))
-    (<class 'sk_margin.modules.MLP'>, {'input_dim': 64})
-    >>> default_module_for((28, 28))
-    (<class 'sk_margin.modules.SmallCNN'>, {'input_shape': (1, 28, 28)})
+    >>> from sk_margin.nets import default_module_for
+    >>> module, kwargs = default_module_for((64,))
+    >>> module.__name__, kwargs
+    ('MLP', {'input_dim': 64})
+    >>> module, kwargs = default_module_for((28, 28))
+    >>> module.__name__, kwargs
+    ('SmallCNN', {'input_shape': (1, 28, 28)})
     """
     shape = _check_int_tuple(X_shape, "X_shape", "(64,) or (1, 28, 28)")
     if len(shape) == 1:

@@ -1,7 +1,7 @@
 """Per-layer l2 Lipschitz rules of torch layers: one table, one place.
 
-The helpers below :mod:`sk_margin.lipschitz` (sound bounds of whole networks)
-and :mod:`sk_margin.power_iteration` (the training-time estimate of the
+The helpers below :mod:`sk_margin.nets` (sound bounds of whole networks)
+and :mod:`sk_margin.nets` (the training-time estimate of the
 Lipschitz-margin losses). Each supported layer class maps to a rule
 ``bound(layer, in_shape) -> float``, ``in_shape`` being the shape of the
 layer's input; every rule returns a proven *upper* bound for the layer as it
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn.modules import batchnorm, pooling
 
-__all__ = ["batchnorm_scale", "conv2d_spectral_norm_bound"]
+__all__ = ["conv2d_spectral_norm_bound"]
 
 # Computed bounds are enlarged by this relative amount to absorb the float64
 # rounding of the SVDs, DFTs and products behind them (each accurate to about
@@ -145,7 +145,7 @@ def conv2d_spectral_norm_bound(conv, input_hw):
     Examples
     --------
     >>> import torch
-    >>> from sk_margin.layer_bounds import conv2d_spectral_norm_bound
+    >>> from sk_margin.nets import conv2d_spectral_norm_bound
     >>> conv = torch.nn.Conv2d(1, 1, kernel_size=2, stride=2, bias=False)
     >>> with torch.no_grad():
     ...     _ = conv.weight.fill_(1.0)
@@ -219,17 +219,6 @@ def batchnorm_scale(layer, *, exact=False):
         ``|gamma_c| / sqrt(running_var_c + eps)``: in eval mode the layer is
         ``x_c -> scale_c x_c + shift_c`` per channel, so its l2 Lipschitz
         constant is ``max_c scale_c``, exactly.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sk_margin.layer_bounds import batchnorm_scale
-    >>> bn = torch.nn.BatchNorm1d(2, eps=0.0)
-    >>> with torch.no_grad():
-    ...     _ = bn.running_var.copy_(torch.tensor([4.0, 0.25]))
-    ...     _ = bn.weight.copy_(torch.tensor([-1.0, 1.0]))
-    >>> batchnorm_scale(bn, exact=True)
-    tensor([0.5000, 2.0000], dtype=torch.float64)
     """
     var, weight = layer.running_var, layer.weight
     if exact:

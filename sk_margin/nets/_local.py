@@ -3,7 +3,7 @@
 Hein & Andriushchenko (2017), Theorem 2.1 with the local bound of
 Proposition 2.2, for networks ``f(x) = W s(U x + b) + c`` (``nn.Linear``,
 activation, ``nn.Linear``; ``nn.Flatten``, ``nn.Identity`` and ``nn.Dropout``
-are allowed around them). Unlike the global bounds of :mod:`sk_margin.lipschitz`,
+are allowed around them). Unlike the global bounds of :mod:`sk_margin.nets`,
 the bound adapts to the ball around each input: hidden units that cannot
 switch on inside the ball do not count.
 """

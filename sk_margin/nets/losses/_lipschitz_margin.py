@@ -2,8 +2,8 @@
 
 Both inflate non-target logits by ``sqrt(2) L eps`` (Ono et al., eq. 3), ``L``
 an upper bound of the network's l2 Lipschitz constant kept cheap in training
-by persistent power iteration (:mod:`sk_margin.power_iteration`). Selected by
-name through :data:`sk_margin.losses.LOSSES`.
+by persistent power iteration (:mod:`sk_margin.nets`). Selected by
+name through :data:`sk_margin.nets.losses.LOSSES`.
 """
 
 import math
@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sk_margin.loss_base import (
+from sk_margin.nets._power_iteration import PowerIterationLipschitz
+from sk_margin.nets.losses._base import (
     _FORWARD_DOC,
     _TINY,
     MarginLoss,
@@ -21,7 +22,6 @@ from sk_margin.loss_base import (
     _reduce,
     _runner_up,
 )
-from sk_margin.power_iteration import PowerIterationLipschitz
 
 __all__ = ["LCLMTLoss", "LMTLoss"]
 
@@ -53,7 +53,7 @@ class _LipschitzMarginLoss(MarginLoss):
         The product over the leaf layers of per-layer bounds, the spectral
         norms of ``nn.Linear`` / convolution layers coming from one persistent
         power-iteration step per call (see the class Notes and
-        :class:`sk_margin.power_iteration.PowerIterationLipschitz`).
+        :class:`sk_margin.nets.PowerIterationLipschitz`).
 
         Parameters
         ----------
@@ -102,7 +102,7 @@ _LMT_NOTES = """
     Notes
     -----
     ``L`` is the estimate of
-    :class:`sk_margin.power_iteration.PowerIterationLipschitz`, from below at
+    :class:`sk_margin.nets.PowerIterationLipschitz`, from below at
     every step, of the product bound ``prod_l Lip(layer_l)`` over the leaf
     modules of the network (assumed to be their chain: operations written in
     ``forward`` are invisible). The spectral norms of ``nn.Linear`` and
@@ -110,7 +110,7 @@ _LMT_NOTES = """
     per call, with vectors kept in ``power_iterates_`` across calls, as in
     LMT; the estimate is ``u^T W v`` with ``u, v`` detached, so the margin
     term trains the weights. Layers without a weight matrix use the rules of
-    the sound bounds (:mod:`sk_margin.layer_bounds`); BatchNorm uses its
+    the sound bounds (:mod:`sk_margin.nets`); BatchNorm uses its
     running variance (the authors use the batch variance in training).
     Unsupported layers raise a TypeError naming the layer.
 

@@ -6,7 +6,7 @@ library's own :func:`~sk_margin.attacks.box_constrained_attack` (no ART) on a
 fitted model:
 
 * an estimator exposing a torch module ``module_`` that outputs logits (such
-  as :class:`~sk_margin.net.MarginNetClassifier`) is attacked through ART's
+  as :class:`~sk_margin.nets.MarginNetClassifier`) is attacked through ART's
   ``PyTorchClassifier`` on a float32, eval-mode copy of the module;
 * any other model, an object with ``decision_function`` and
   ``input_jacobian`` (such as :class:`~sk_margin.kernel.MarginKernelLogReg`)
@@ -14,8 +14,8 @@ fitted model:
   small ART classifier that returns those scores and input gradients;
 * a Pipeline ending in either is attacked in its own input space.
 
-:func:`sk_margin.robustness.robust_accuracy` and
-:func:`sk_margin.robustness.relative_robustness` judge the returned points with
+:func:`sk_margin.metrics.robust_accuracy` and
+:func:`sk_margin.metrics.relative_robustness` judge the returned points with
 the estimator's own ``predict``.
 """
 
@@ -28,8 +28,8 @@ from scipy.special import softmax
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_array
 
-from sk_margin.attacks import _label_indices, box_constrained_attack
-from sk_margin.box_perturbation import _check_p
+from sk_margin.attacks._box import _label_indices, box_constrained_attack
+from sk_margin.attacks._box_perturbation import _check_p
 
 __all__ = ["ATTACKS", "generate_adversarial"]
 
@@ -374,7 +374,7 @@ def generate_adversarial(
     Examples
     --------
     >>> import numpy as np
-    >>> from sk_margin.attack_library import generate_adversarial
+    >>> from sk_margin.attacks import generate_adversarial
     >>> w = np.array([1.0, -1.0])
     >>> model = (lambda X: X @ w - 0.1, lambda X: np.tile(w, (len(X), 1)))
     >>> X_adv = generate_adversarial(model, [[0.2, 0.6]], attack="box")

@@ -6,8 +6,8 @@ boundary (:func:`certified_accuracy`, :func:`average_margin`,
 through the scalers of a :class:`~sklearn.pipeline.Pipeline`; the ``make_*``
 functions build scorers for ``GridSearchCV(scoring=...)``. The metrics that
 attack an estimator, :func:`robust_accuracy` and :func:`relative_robustness`,
-live in :mod:`sk_margin.robustness` (the attacks in
-:mod:`sk_margin.attack_library`) and are re-exported here.
+live in :mod:`sk_margin.metrics` (the attacks in
+:mod:`sk_margin.attacks`) and are re-exported here.
 """
 
 import functools
@@ -25,8 +25,8 @@ from sklearn.preprocessing import (
 from sklearn.utils import check_array, check_consistent_length, column_or_1d
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from sk_margin.attack_library import _check_eps
-from sk_margin.robustness import relative_robustness, robust_accuracy
+from sk_margin.attacks._library import _check_eps
+from sk_margin.metrics._robustness import robust_accuracy
 
 __all__ = [
     "average_margin",
@@ -36,8 +36,6 @@ __all__ = [
     "make_certified_accuracy_scorer",
     "make_robust_accuracy_scorer",
     "minimum_margin",
-    "relative_robustness",
-    "robust_accuracy",
 ]
 
 

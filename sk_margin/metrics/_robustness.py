@@ -1,6 +1,6 @@
 """Empirical robustness under attack: robust accuracy and relative robustness.
 
-Both run an attack from :mod:`sk_margin.attack_library` (ART, or the library's
+Both run an attack from :mod:`sk_margin.attacks` (ART, or the library's
 box-constrained attack) and judge the perturbed points with the estimator's
 own ``predict``; both are re-exported by :mod:`sk_margin.metrics`. Their
 values are *upper* bounds of the true robustness (an attack that fails does
@@ -14,7 +14,8 @@ import numpy as np
 from sklearn.utils import check_array, check_consistent_length, column_or_1d
 from sklearn.utils.validation import _check_sample_weight
 
-from sk_margin.attack_library import (
+from sk_margin.attacks._box_perturbation import _check_p
+from sk_margin.attacks._library import (
     ATTACKS,
     BUDGET_ATTACKS,
     _check_attack,
@@ -24,7 +25,6 @@ from sk_margin.attack_library import (
     _row_norms,
     generate_adversarial,
 )
-from sk_margin.box_perturbation import _check_p
 
 __all__ = ["relative_robustness", "robust_accuracy"]
 

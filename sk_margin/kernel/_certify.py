@@ -22,7 +22,7 @@ from sklearn.utils import gen_batches
 from tqdm.auto import tqdm
 
 from sk_margin.certify import second_order_radius, theorem21_radius
-from sk_margin.gaussian_prop21 import GaussianProp21Bound
+from sk_margin.kernel._quadratic_bound import GaussianProp21Bound
 from sk_margin.margins import score_gaps
 
 __all__ = [

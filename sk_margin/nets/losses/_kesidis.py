@@ -3,7 +3,7 @@
 Each takes a margin ``mu``; the training procedure that re-weights samples
 whose margin constraint is violated is run by
 :class:`~sk_margin.MarginNetClassifier`. Selected by name through
-:data:`sk_margin.losses.LOSSES`.
+:data:`sk_margin.nets.losses.LOSSES`.
 """
 
 import math
@@ -11,7 +11,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from sk_margin.loss_base import (
+from sk_margin.nets.losses._base import (
     _FORWARD_DOC,
     _TINY,
     MarginLoss,

@@ -18,8 +18,8 @@ from skorch.callbacks import Callback
 from skorch.dataset import Dataset, unpack_data
 from skorch.utils import to_numpy
 
-from sk_margin.lipschitz import lipschitz_bound, network_lipschitz_bounds
 from sk_margin.margins import pairwise_lipschitz_margin, signed_margin
+from sk_margin.nets._lipschitz import lipschitz_bound, network_lipschitz_bounds
 
 __all__ = ["MarginStatistics"]
 
@@ -56,7 +56,7 @@ class MarginStatistics(Callback):
     - ``valid_min_margin``, ``valid_avg_margin``: the same on ``X_valid,
       y_valid`` when given, else on skorch's internal validation split
       (``train_split``) when there is one;
-    - ``lipschitz_bound``: :func:`sk_margin.lipschitz.lipschitz_bound`, the
+    - ``lipschitz_bound``: :func:`sk_margin.nets.lipschitz_bound`, the
       sound product bound ``L`` of the network, whenever it is needed
       (``kind="lipschitz"`` or a known ``eps``);
     - ``required_margin_share``: the share of training samples whose signed
@@ -125,7 +125,7 @@ class MarginStatistics(Callback):
     (or :class:`torch.utils.data.Subset` of one) or, for any other dataset,
     collected with ``net.get_iterator``. The data received by
     ``on_train_begin`` would still contain the validation split. A
-    :class:`~sk_margin.net.MarginNetClassifier` stores its inputs in float32,
+    :class:`~sk_margin.nets.MarginNetClassifier` stores its inputs in float32,
     so the margins are those of the float32-rounded inputs, evaluated in
     float64 on the CPU. Sample weights are ignored.
 
@@ -141,8 +141,8 @@ class MarginStatistics(Callback):
     Examples
     --------
     >>> from sklearn.datasets import load_digits
-    >>> from sk_margin.callbacks import MarginStatistics
-    >>> from sk_margin.net import MarginNetClassifier
+    >>> from sk_margin.nets import MarginStatistics
+    >>> from sk_margin.nets import MarginNetClassifier
     >>> X, y = load_digits(return_X_y=True)
     >>> X = X / 16.0
     >>> net = MarginNetClassifier(

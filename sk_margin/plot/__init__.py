@@ -1,0 +1,16 @@
+"""Display classes for margins and certificates (scikit-learn's Display API).
+
+``from_estimator`` computes what is shown, ``from_predictions`` takes it
+precomputed; both call ``plot``, which draws on one matplotlib axis, sets
+``ax_`` and ``figure_`` and returns the Display. matplotlib is imported when
+a plot is drawn, with an install hint when it is missing.
+"""
+
+from sk_margin.plot._displays import CertifiedAccuracyDisplay, MarginTrajectoryDisplay
+from sk_margin.plot._histogram import MarginHistogramDisplay
+
+__all__ = [
+    "CertifiedAccuracyDisplay",
+    "MarginHistogramDisplay",
+    "MarginTrajectoryDisplay",
+]
