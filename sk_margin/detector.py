@@ -19,8 +19,10 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from sk_margin._pipeline import final_estimator
+from sk_margin._validation import as_score_columns
 from sk_margin.margins import score_gaps
-from sk_margin.metrics._certified import _final_estimator, certified_radii
+from sk_margin.metrics import certified_radii
 
 __all__ = ["MarginPValueDetector"]
 
@@ -304,9 +306,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def _margins(self, X):
         """Margins and predicted class indices of the rows of ``X``."""
-        scores = np.asarray(self.estimator_.decision_function(X), dtype=np.float64)
-        if scores.ndim == 1:
-            scores = np.column_stack([np.zeros_like(scores), scores])
+        scores = as_score_columns(self.estimator_.decision_function(X))
         n_classes = len(self.estimator_.classes_)
         if scores.shape[1] != n_classes:
             raise ValueError(
@@ -373,7 +373,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
             _, y_val = validate_data(self, X_val, y_val, reset=False)
         estimator = LogisticRegression() if self.estimator is None else self.estimator
         if self.margin == "certified" and not hasattr(
-            _final_estimator(estimator), "certify"
+            final_estimator(estimator), "certify"
         ):
             raise ValueError(
                 "margin='certified' needs a classifier with a certify(X) method, "

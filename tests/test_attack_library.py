@@ -11,11 +11,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from sk_margin import MarginKernelLogReg
-from sk_margin.attacks._library import (
-    _PipelineModel,
-    _scores_classifier_class,
-    generate_adversarial,
-)
+from sk_margin._pipeline import InputSpaceModel
+from sk_margin.attacks import generate_adversarial
+from sk_margin.attacks._art import _scores_classifier_class
 from sk_margin.metrics import certified_accuracy, robust_accuracy
 
 
@@ -90,7 +88,7 @@ def test_pipeline_jacobian_is_exact_for_affine_steps(digits, first, jacobian):
     pipe = make_pipeline(first, MarginKernelLogReg(n_centers=50, random_state=0))
     pipe.fit(X, y)
     inner = pipe[-1].input_jacobian(pipe[0].transform(X_test[:3]))
-    view = _PipelineModel(pipe, X_test)
+    view = InputSpaceModel(pipe, X_test)
     J = jacobian(pipe[0])
     assert_allclose(view.input_jacobian(X_test[:3]), inner @ J, atol=1e-12)
 
@@ -198,11 +196,14 @@ def test_errors(kernel_clf, digits):
         robust_accuracy(kernel_clf, X, y, attack="box", eps=0.1, clip_values=(0, 0.5))
     with pytest.raises(ValueError, match="clip_values must be a pair"):
         generate_adversarial(kernel_clf, X, attack="box", clip_values=(0, 1, 2))
-    with pytest.raises(ValueError, match="p must be one of"):
+    with pytest.raises(ValueError, match="norm must be one of"):
         robust_accuracy(kernel_clf, X, y, attack="box", eps=0.1, norm=3)
     with pytest.raises(ValueError, match="'pgd' needs a radius eps"):
         generate_adversarial(kernel_clf, X, attack="pgd")
-    with pytest.raises(TypeError, match="Cannot attack LogisticRegression"):
+    with pytest.raises(
+        TypeError,
+        match="cannot use LogisticRegression: it has no method input_jacobian",
+    ):
         generate_adversarial(LogisticRegression().fit(X, y), X, attack="deepfool")
 
 

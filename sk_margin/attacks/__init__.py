@@ -10,11 +10,18 @@ the distance to the decision boundary, to hold the certified radii against.
 
 from sk_margin.attacks._box import box_constrained_attack
 from sk_margin.attacks._box_perturbation import minimal_box_perturbation
-from sk_margin.attacks._library import ATTACKS, generate_adversarial
+from sk_margin.attacks._library import (
+    ATTACKS,
+    BUDGET_ATTACKS,
+    generate_adversarial,
+    project_to_ball,
+)
 
 __all__ = [
     "ATTACKS",
+    "BUDGET_ATTACKS",
     "box_constrained_attack",
     "generate_adversarial",
     "minimal_box_perturbation",
+    "project_to_ball",
 ]

@@ -15,66 +15,29 @@ All functions are pure: they never modify their inputs.
 import numbers
 
 import numpy as np
-from sklearn.utils import check_array, check_scalar, column_or_1d
+from sklearn.utils import check_array, check_scalar
 
-from sk_margin.attacks._box_perturbation import _check_p, _solve
+from sk_margin._validation import (
+    as_jacobian_columns,
+    as_score_columns,
+    check_norm,
+    label_indices,
+    score_functions,
+)
+from sk_margin.attacks._box_perturbation import _solve
 
 __all__ = ["box_constrained_attack"]
 
 
-# --------------------------------------------------------------------------
-# The attack.
-# --------------------------------------------------------------------------
-
-
-def _resolve_estimator(estimator):
-    """Return ``(scores_fn, jacobian_fn, classes)`` from an estimator or pair."""
-    if isinstance(estimator, tuple):
-        if len(estimator) != 2 or not all(callable(f) for f in estimator):
-            raise TypeError(
-                "estimator given as a tuple must be a pair of callables "
-                "(scores_fn, jacobian_fn)."
-            )
-        return estimator[0], estimator[1], None
-    missing = [
-        name
-        for name in ("decision_function", "input_jacobian")
-        if not callable(getattr(estimator, name, None))
-    ]
-    if missing:
-        raise TypeError(
-            f"estimator {type(estimator).__name__} has no method "
-            f"{' or '.join(missing)}; box_constrained_attack needs "
-            "decision_function(X) and input_jacobian(X), or a pair of callables "
-            "(scores_fn, jacobian_fn)."
-        )
-    return (
-        estimator.decision_function,
-        estimator.input_jacobian,
-        getattr(estimator, "classes_", None),
-    )
-
-
 def _scores(scores_fn, Z):
-    """Scores of shape (m, K); a 1-D binary output ``s`` becomes ``[0, s]``."""
-    scores = np.asarray(scores_fn(Z), dtype=np.float64)
-    if scores.ndim == 1:
-        scores = np.stack([np.zeros_like(scores), scores], axis=1)
-    if scores.ndim != 2 or scores.shape[0] != Z.shape[0] or scores.shape[1] < 2:
-        raise ValueError(
-            f"decision_function must return an array of shape ({Z.shape[0]},) or "
-            f"({Z.shape[0]}, n_classes) with n_classes >= 2, got shape "
-            f"{np.shape(scores_fn(Z))}."
-        )
-    return scores
+    """Scores of shape (m, K), validated; binary 1-D scores become two columns."""
+    return as_score_columns(scores_fn(Z), n_rows=Z.shape[0])
 
 
 def _jacobian(jacobian_fn, Z, n_classes):
     """Input Jacobian of shape (m, K, d); a binary (m, d) output ``J`` -> ``[0, J]``."""
-    jac = np.asarray(jacobian_fn(Z), dtype=np.float64)
+    jac = as_jacobian_columns(jacobian_fn(Z), Z.shape)
     m, d = Z.shape
-    if n_classes == 2 and jac.shape == (m, d):
-        jac = np.stack([np.zeros_like(jac), jac], axis=1)
     if jac.shape != (m, n_classes, d):
         raise ValueError(
             f"input_jacobian must return an array of shape ({m}, {n_classes}, {d})"
@@ -117,33 +80,6 @@ def _check_in_box(X, lo, hi):
             f"outside, e.g. rows {bad[:10].tolist()}, by up to {excess.max():g}. "
             "Rescale X or widen bounds."
         )
-
-
-def _label_indices(y, classes, n_samples, n_classes):
-    y = column_or_1d(y)
-    if y.shape[0] != n_samples:
-        raise ValueError(f"y has {y.shape[0]} samples, but X has {n_samples} samples.")
-    if classes is None:
-        if not np.issubdtype(y.dtype, np.integer) or np.any((y < 0) | (y >= n_classes)):
-            raise ValueError(
-                "Without estimator.classes_, y must hold column indices in "
-                f"[0, {n_classes}), got {np.unique(y)[:10].tolist()}."
-            )
-        return y.astype(np.intp)
-    classes = np.asarray(classes)
-    if classes.shape != (n_classes,):
-        raise ValueError(
-            f"estimator.classes_ has {classes.size} entries, but decision_function "
-            f"gives {n_classes} score columns."
-        )
-    match = y[:, None] == classes[None, :]
-    unknown = ~match.any(axis=1)
-    if unknown.any():
-        raise ValueError(
-            f"y contains labels not in estimator.classes_: "
-            f"{np.unique(y[unknown])[:10].tolist()}."
-        )
-    return np.argmax(match, axis=1)
 
 
 def box_constrained_attack(
@@ -249,8 +185,10 @@ def box_constrained_attack(
     >>> np.round(X_adv, 4)
     array([[0.45, 0.35]])
     """
-    p = _check_p(p)
-    scores_fn, jacobian_fn, classes = _resolve_estimator(estimator)
+    p = check_norm(p)
+    scores_fn, jacobian_fn, classes = score_functions(
+        estimator, "box_constrained_attack"
+    )
     X = check_array(X, dtype=np.float64, input_name="X")
     n_samples, n_features = X.shape
     lo, hi = _check_bounds(bounds, n_features)
@@ -265,7 +203,7 @@ def box_constrained_attack(
     X_adv = X.copy()
     success = np.zeros(n_samples, dtype=bool)
     if y is not None:
-        success = pred != _label_indices(y, classes, n_samples, n_classes)
+        success = pred != label_indices(y, classes, n_samples, n_classes)
 
     todo = np.flatnonzero(~success)
     x0, target = X[todo], pred[todo]

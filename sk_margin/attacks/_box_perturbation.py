@@ -8,27 +8,12 @@ Each problem is solved in ``O(d log d)`` by sorting breakpoints
 it on the real classifier.
 """
 
-import numbers
-
 import numpy as np
 from sklearn.utils import check_array
 
+from sk_margin._validation import check_norm
+
 __all__ = ["minimal_box_perturbation"]
-
-
-def _check_p(p):
-    """Return ``p`` as one of ``1``, ``2``, ``np.inf``, or raise."""
-    if isinstance(p, str):
-        if p == "inf":
-            return np.inf
-    elif isinstance(p, numbers.Real) and not isinstance(p, bool):
-        if p == 1:
-            return 1
-        if p == 2:
-            return 2
-        if p == np.inf:
-            return np.inf
-    raise ValueError(f"p must be one of 1, 2, np.inf or 'inf', got {p!r}.")
 
 
 # --------------------------------------------------------------------------
@@ -211,7 +196,7 @@ def minimal_box_perturbation(v, c, lower, upper, *, p=2):
     >>> minimal_box_perturbation([1.0, 2.0], 1.0, -0.1, 1.0, p=np.inf)
     (array([nan, nan]), np.float64(inf))
     """
-    p = _check_p(p)
+    p = check_norm(p)
     v = check_array(v, ensure_2d=False, allow_nd=True, dtype=np.float64, input_name="v")
     c = np.asarray(c, dtype=np.float64)
     lower = np.asarray(lower, dtype=np.float64)

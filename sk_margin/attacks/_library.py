@@ -19,227 +19,90 @@ fitted model:
 the estimator's own ``predict``.
 """
 
-import copy
-import functools
 import numbers
 
 import numpy as np
-from scipy.special import softmax
-from sklearn.pipeline import Pipeline
 from sklearn.utils import check_array
 
-from sk_margin.attacks._box import _label_indices, box_constrained_attack
-from sk_margin.attacks._box_perturbation import _check_p
+from sk_margin._pipeline import input_space_model
+from sk_margin._validation import (
+    as_score_columns,
+    check_attack,
+    check_clip_values,
+    check_norm,
+    label_indices,
+    score_functions,
+)
+from sk_margin.attacks._art import art_attack, art_classifier, import_art
+from sk_margin.attacks._box import box_constrained_attack
 
-__all__ = ["ATTACKS", "generate_adversarial"]
+__all__ = ["ATTACKS", "BUDGET_ATTACKS", "generate_adversarial", "project_to_ball"]
 
 #: Attacks known by name. ``"fgsm"`` and ``"pgd"`` search the ball of radius
 #: ``eps``; the others look for a small, ideally minimal, perturbation.
 ATTACKS = ("fgsm", "pgd", "deepfool", "carlini_wagner", "box")
+#: The attacks of :data:`ATTACKS` that search a ball of a given radius ``eps``.
 BUDGET_ATTACKS = ("fgsm", "pgd")
-
-_INSTALL_HINT = (
-    "needs the Adversarial Robustness Toolbox: pip install "
-    "adversarial-robustness-toolbox (or pip install sk_margin[attacks]). "
-    "attack='box' needs no extra package."
+# What generate_adversarial can attack, for its error message.
+_ATTACKABLE = (
+    "a torch module module_, or decision_function(X) and input_jacobian(X), or "
+    "it must be a pair of callables (scores_fn, jacobian_fn)"
 )
 
 
-def _import_art(attack):
-    try:
-        import art  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(f"attack={attack!r} {_INSTALL_HINT}") from exc
-
-
-def _scores(scores_fn, x):
-    """Scores of shape (n, K); a binary 1-D output ``s`` becomes ``[0, s]``."""
-    s = np.asarray(scores_fn(x), dtype=np.float64)
-    return np.stack([np.zeros_like(s), s], axis=1) if s.ndim == 1 else s
-
-
-def _jacobian(jacobian_fn, x):
-    """Input gradients of shape (n, K) + sample shape; binary ``J`` -> ``[0, J]``."""
-    jac = np.asarray(jacobian_fn(x), dtype=np.float64)
-    if jac.shape == x.shape:
-        jac = np.stack([np.zeros_like(jac), jac], axis=1)
-    return jac
-
-
-@functools.cache
-def _scores_classifier_class():
-    """The ART classifier around numpy score and Jacobian callables (built once)."""
-    from art.estimators.classification.classifier import (
-        ClassGradientsMixin,
-        ClassifierMixin,
-    )
-    from art.estimators.estimator import BaseEstimator, LossGradientsMixin
-
-    class ScoresClassifier(
-        ClassGradientsMixin, ClassifierMixin, LossGradientsMixin, BaseEstimator
-    ):
-        """Scores ``f(x)`` as logits, ``grad f`` as class gradients (float64)."""
-
-        estimator_params = (
-            BaseEstimator.estimator_params + ClassifierMixin.estimator_params
-        )
-
-        def __init__(self, scores_fn, jacobian_fn, input_shape, n_classes, clip):
-            super().__init__(model=None, clip_values=clip, preprocessing=None)
-            self._scores_fn, self._jacobian_fn = scores_fn, jacobian_fn
-            self._input_shape = tuple(input_shape)
-            self.nb_classes = int(n_classes)
-
-        @property
-        def input_shape(self):
-            return self._input_shape
-
-        def predict(self, x, batch_size=128, **kwargs):
-            return _scores(self._scores_fn, x)
-
-        def class_gradient(self, x, label=None, **kwargs):
-            jac = _jacobian(self._jacobian_fn, x)
-            if label is None:
-                return jac
-            label = np.broadcast_to(np.asarray(label, dtype=np.intp), (len(x),))
-            return jac[np.arange(len(x)), label][:, None]
-
-        def loss_gradient(self, x, y, **kwargs):
-            """Gradient of the cross-entropy ``-log softmax(f(x))_y`` in ``x``."""
-            y = np.asarray(y)
-            if y.ndim == 1:
-                y = np.eye(self.nb_classes)[y.astype(np.intp)]
-            residual = softmax(self.predict(x), axis=1) - y
-            grad = np.einsum(
-                "nk,nk...->n...", residual, _jacobian(self._jacobian_fn, x)
-            )
-            return grad.astype(x.dtype, copy=False)
-
-        def fit(self, x, y, **kwargs):
-            raise NotImplementedError(
-                "Fit the scikit-learn estimator, not its adapter."
-            )
-
-    return ScoresClassifier
-
-
-def _resolve(model):
-    """``(scores_fn, jacobian_fn, classes)`` of a model or pair, or raise."""
-    if isinstance(model, tuple) and len(model) == 2 and all(map(callable, model)):
-        return model[0], model[1], None
-    methods = ("decision_function", "input_jacobian")
-    if not all(callable(getattr(model, m, None)) for m in methods):
-        raise TypeError(
-            f"Cannot attack {type(model).__name__}: it has neither a torch module "
-            "module_ nor decision_function(X) and input_jacobian(X), and is not a "
-            "pair of callables (scores_fn, jacobian_fn)."
-        )
-    return (
-        model.decision_function,
-        model.input_jacobian,
-        getattr(model, "classes_", None),
-    )
-
-
-def _art_classifier(model, X, n_classes, clip, unit_box=None):
-    """ART classifier: PyTorchClassifier for a torch ``module_``, else numpy.
-
-    With ``unit_box=(lo, width)``, its input is ``z = (x - lo) / width`` in
-    ``[0, 1]``: the model sees ``lo + width * z``.
-    """
-    module = getattr(model, "module_", None)
-    if module is not None and hasattr(module, "parameters"):
-        import torch
-        from art.estimators.classification import PyTorchClassifier
-
-        kwargs = {"clip_values": clip}
-        if unit_box is not None:  # ART feeds the model (z - mean) / std
-            lo, width = (np.broadcast_to(a, X.shape[1:]) for a in unit_box)
-            mean, std = -lo / width, 1.0 / width
-            kwargs = {"clip_values": (0.0, 1.0), "preprocessing": (mean, std)}
-        return PyTorchClassifier(
-            model=copy.deepcopy(module).float().eval().cpu(),
-            loss=torch.nn.CrossEntropyLoss(),
-            input_shape=X.shape[1:],
-            nb_classes=n_classes,
-            device_type="cpu",
-            **kwargs,
-        )
-    scores_fn, jacobian_fn, _ = _resolve(model)
-    if unit_box is not None:
-        lo, width = unit_box
-        scores_fn = functools.partial(_at, scores_fn, lo, width, None)
-        jacobian_fn = functools.partial(_at, jacobian_fn, lo, width, width)
-        clip = (0.0, 1.0)
-    cls = _scores_classifier_class()
-    return cls(scores_fn, jacobian_fn, X.shape[1:], n_classes, clip)
-
-
-def _at(fn, lo, width, factor, Z):
-    """``fn(lo + width * Z)``, times ``factor`` (the chain rule) unless None."""
-    out = np.asarray(fn(lo + width * Z), dtype=np.float64)
-    return out if factor is None else out * factor
-
-
-def _art_attack(attack, classifier, eps, p, params):
-    """An ART attack by name, with defaults that the user's ``params`` override."""
-    from art.attacks.evasion import (
-        CarliniL2Method,
-        DeepFool,
-        FastGradientMethod,
-        ProjectedGradientDescent,
-    )
-
-    if attack in ("deepfool", "carlini_wagner") and p != 2:
-        raise ValueError(f"attack={attack!r} is an l2 attack; got norm={p!r}.")
-    common = {"batch_size": 256}
-    if attack == "fgsm":
-        return FastGradientMethod(
-            classifier, **{**common, "norm": p, "eps": eps, **params}
-        )
-    if attack == "pgd":
-        max_iter = params.get("max_iter", 100)
-        defaults = {"norm": p, "eps": eps, "max_iter": max_iter, "verbose": False}
-        defaults["eps_step"] = 2.5 * eps / max_iter  # Madry et al.'s rule
-        return ProjectedGradientDescent(classifier, **{**common, **defaults, **params})
-    if attack == "deepfool":
-        defaults = {"max_iter": 100, "epsilon": 0.02, "verbose": False}
-        return DeepFool(classifier, **{**common, **defaults, **params})
-    return CarliniL2Method(classifier, **{**common, "verbose": False, **params})
-
-
-def _check_clip(clip_values, X):
-    """``(lo, hi)`` as float64 arrays broadcastable to a sample, X inside; or None."""
-    if clip_values is None:
-        return None
-    try:
-        lo, hi = (np.asarray(b, dtype=np.float64) for b in clip_values)
-        lo, hi = np.broadcast_to(lo, X.shape[1:]), np.broadcast_to(hi, X.shape[1:])
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            "clip_values must be a pair (lo, hi) of scalars or arrays of the shape "
-            f"of one sample {X.shape[1:]}, got {clip_values!r}."
-        ) from exc
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo < hi)):
-        raise ValueError("clip_values must be finite with lo < hi for every feature.")
-    outside = np.any((X < lo) | (X > hi), axis=tuple(range(1, X.ndim)))
-    if outside.any():
-        raise ValueError(
-            f"X must lie inside clip_values; {outside.sum()} row(s) lie outside, "
-            f"e.g. rows {np.flatnonzero(outside)[:10].tolist()}."
-        )
-    return lo, hi
-
-
-def _wide_box(X, reach):
-    """A box around X that no perturbation of norm <= reach can leave."""
-    span = float(np.ptp(X)) if X.size else 1.0
-    pad = reach + span + 1.0
-    return X.min(axis=0) - pad, X.max(axis=0) + pad
-
-
 def _row_norms(A, p):
+    """``||A[i]||_p`` of every row (sample) of ``A``, whatever its shape."""
     return np.linalg.norm(A.reshape(len(A), -1), ord=p, axis=1)
+
+
+def project_to_ball(X, X_adv, eps, *, norm=2, clip_values=None):
+    """Pull attacked points into the closed ball ``||X_adv - X|| <= eps``, then the box.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, ...)
+        Clean points.
+    X_adv : array-like of the shape of X
+        Attacked points.
+    eps : float
+        Radius of the ball, ``>= 0``.
+    norm : {1, 2, np.inf, "inf"}, default=2
+        Norm of the ball.
+    clip_values : tuple (lo, hi) or None, default=None
+        Box of valid inputs, which must contain ``X``; None: no box.
+
+    Returns
+    -------
+    X_eps : ndarray of the shape of X
+        Points of the ball (and of the box), float64.
+
+    Notes
+    -----
+    For l2 and l_inf this is the projection onto the ball; for l1 a
+    rescaling of ``X_adv - X`` (a point of the ball, not the closest one).
+    Clipping to a box that contains ``X`` then only shrinks every coordinate
+    of the change, so the result stays in the ball.
+
+    Examples
+    --------
+    >>> from sk_margin.attacks import project_to_ball
+    >>> project_to_ball([[0.0, 0.0]], [[3.0, 4.0]], 1.0)
+    array([[0.6, 0.8]])
+    >>> project_to_ball(
+    ...     [[0.0, 0.0]], [[3.0, 4.0]], 1.0, norm="inf", clip_values=(0, 0.5)
+    ... )
+    array([[0.5, 0.5]])
+    """
+    p = check_norm(norm, "norm")
+    X = check_array(X, allow_nd=True, dtype=np.float64, input_name="X")
+    X_adv = check_array(X_adv, allow_nd=True, dtype=np.float64, input_name="X_adv")
+    if X_adv.shape != X.shape:
+        raise ValueError(
+            f"X_adv must have the shape of X {X.shape}, got {X_adv.shape}."
+        )
+    if not (isinstance(eps, numbers.Real) and eps >= 0):
+        raise ValueError(f"eps must be a non-negative number, got {eps!r}.")
+    return _project(X, X_adv, float(eps), p, check_clip_values(clip_values, X))
 
 
 def _project(X, X_adv, eps, p, clip):
@@ -259,45 +122,11 @@ def _project(X, X_adv, eps, p, clip):
     return X + delta if clip is None else np.clip(X + delta, *clip)
 
 
-def _check_attack(attack):
-    if not (callable(attack) or attack in ATTACKS):
-        raise ValueError(
-            f"attack must be one of {ATTACKS} or a callable, got {attack!r}."
-        )
-
-
-def _check_eps(eps):
-    """``eps`` as a 1-D float array, and whether it was a scalar."""
-    arr = np.asarray(eps, dtype=np.float64)
-    if arr.ndim > 1 or arr.size == 0 or not np.all(arr >= 0):
-        raise ValueError(
-            "eps must be a non-negative number or a non-empty 1-D array of them, "
-            f"got {eps!r}."
-        )
-    return arr.reshape(-1), arr.ndim == 0
-
-
-class _PipelineModel:
-    """A fitted Pipeline seen from its input: its scores and input Jacobian.
-
-    The steps before the final one are one map ``T``, whose Jacobian is
-    measured once by finite differences around the mean of ``X``: exactly for
-    affine steps (scalers, PCA), as a linearisation for others (the attack
-    is then weaker, never unsound: its points are judged by ``predict``).
-    """
-
-    def __init__(self, pipeline, X):
-        self._prefix, self._final = pipeline[:-1], pipeline[-1]
-        _resolve(self._final)
-        self.classes_ = pipeline.classes_
-        self.decision_function = pipeline.decision_function
-        base = X.mean(axis=0)
-        step = 1e-3 * np.where(np.ptp(X, axis=0) > 0, np.ptp(X, axis=0), 1.0)
-        moved = self._prefix.transform(np.vstack([base, base + np.diag(step)]))
-        self._jac = ((moved[1:] - moved[0]) / step[:, None]).T  # (d_out, d_in)
-
-    def input_jacobian(self, X):
-        return self._final.input_jacobian(self._prefix.transform(X)) @ self._jac
+def _wide_box(X, reach):
+    """A box around X that no perturbation of norm <= reach can leave."""
+    span = float(np.ptp(X)) if X.size else 1.0
+    pad = reach + span + 1.0
+    return X.min(axis=0) - pad, X.max(axis=0) + pad
 
 
 def generate_adversarial(
@@ -381,14 +210,15 @@ def generate_adversarial(
     >>> np.round(X_adv, 4)
     array([[0.45, 0.35]])
     """
-    p = _check_p(norm)
+    p = check_norm(norm, "norm")
     X = check_array(X, allow_nd=True, dtype=np.float64, input_name="X")
-    clip = _check_clip(clip_values, X)
-    if isinstance(model, Pipeline):
-        model = _PipelineModel(model, X) if len(model) > 1 else model[-1]
+    clip = check_clip_values(clip_values, X)
+    if not isinstance(model, tuple):
+        model = input_space_model(model, X, "generate_adversarial", _ATTACKABLE)
     if getattr(model, "module_", None) is None:
-        _resolve(model)  # a clear TypeError now for a model that cannot be attacked
-    _check_attack(attack)
+        # A clear TypeError now for a model that cannot be attacked.
+        score_functions(model, "generate_adversarial", _ATTACKABLE)
+    check_attack(attack, ATTACKS)
     if attack in BUDGET_ATTACKS:
         if not isinstance(eps, numbers.Real) or not eps >= 0:
             raise ValueError(f"attack={attack!r} needs a radius eps >= 0, got {eps!r}.")
@@ -400,12 +230,14 @@ def generate_adversarial(
             model, X, y, p=p, bounds=bounds, **attack_params
         )
         return X_adv
-    _import_art(attack)
+    import_art(attack)
     classes = getattr(model, "classes_", None)
     if classes is not None:
         n_classes = len(classes)
     else:
-        n_classes = _scores(_resolve(model)[0], X[:1]).shape[1]
+        n_classes = as_score_columns(
+            score_functions(model, "generate_adversarial")[0](X[:1])
+        ).shape[1]
     X_art, unit_box, art_clip = X, None, clip
     if attack == "deepfool" and clip is not None:
         # ART's DeepFool multiplies its steps by the box width: attack in the
@@ -414,17 +246,15 @@ def generate_adversarial(
         X_art = (X - unit_box[0]) / unit_box[1]
     elif attack == "carlini_wagner" and clip is None:
         art_clip = _wide_box(X, 0.0)  # it optimises in tanh space: needs a box
-    classifier = _art_classifier(model, X, n_classes, art_clip, unit_box)
+    classifier = art_classifier(model, X, n_classes, art_clip, unit_box)
     if callable(attack):
-        art_attack = attack(classifier, **attack_params)
+        attacker = attack(classifier, **attack_params)
     else:
-        art_attack = _art_attack(
-            attack, classifier, float(eps or 0.0), p, attack_params
-        )
+        attacker = art_attack(attack, classifier, float(eps or 0.0), p, attack_params)
     y_onehot = None
     if y is not None:
-        y_onehot = np.eye(n_classes)[_label_indices(y, classes, len(X), n_classes)]
-    X_adv = art_attack.generate(X_art.astype(np.float32), y=y_onehot)
+        y_onehot = np.eye(n_classes)[label_indices(y, classes, len(X), n_classes)]
+    X_adv = attacker.generate(X_art.astype(np.float32), y=y_onehot)
     X_adv = X_adv.astype(np.float64)
     if unit_box is not None:
         X_adv = unit_box[0] + unit_box[1] * X_adv

@@ -11,11 +11,8 @@ live in :mod:`sk_margin.metrics` (the attacks in
 """
 
 import functools
-import numbers
 
 import numpy as np
-from sklearn.frozen import FrozenEstimator
-from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import (
     FunctionTransformer,
     MaxAbsScaler,
@@ -25,7 +22,8 @@ from sklearn.preprocessing import (
 from sklearn.utils import check_array, check_consistent_length, column_or_1d
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from sk_margin.attacks._library import _check_eps
+from sk_margin._pipeline import final_estimator, prefix_steps, transform_prefix
+from sk_margin._validation import check_eps, check_nonnegative
 from sk_margin.metrics._robustness import robust_accuracy
 
 __all__ = [
@@ -108,7 +106,7 @@ def certified_accuracy(y_true, y_pred, radii, eps, *, sample_weight=None):
     array([0.75, 0.5 , 0.25])
     """
     correct, radii, w = _check_distances(y_true, y_pred, radii, "radii", sample_weight)
-    eps, scalar = _check_eps(eps)
+    eps, scalar = check_eps(eps)
     scores = (correct & (radii >= eps[:, None])) @ w / w.sum()
     return float(scores[0]) if scalar else scores
 
@@ -247,34 +245,10 @@ def _step_gain(name, step):
     )
 
 
-def _leaves(estimator, path=""):
-    """``(name, step)`` of the non-pipeline steps of a (nested) pipeline."""
-    if isinstance(estimator, FrozenEstimator):
-        estimator = estimator.estimator
-    if not isinstance(estimator, Pipeline):
-        yield path or type(estimator).__name__, estimator
-        return
-    for name, step in estimator.steps:
-        yield from _leaves(step, f"{path}__{name}" if path else name)
-
-
-def _split(estimator):
-    """``(final, steps, gain)``: final step, the fitted steps before it, gain."""
-    *prefix, (_, final) = _leaves(estimator)
-    gain = functools.reduce(np.multiply, (_step_gain(*leaf) for leaf in prefix), 1.0)
-    return final, [s for _, s in prefix if s is not None and s != "passthrough"], gain
-
-
-def _transform(steps, X):
-    for step in steps:
-        X = step.transform(X)
-    return X
-
-
-def _final_estimator(estimator):
-    """The estimator at the end of a (nested, possibly frozen) pipeline."""
-    *_, (_, final) = _leaves(estimator)
-    return final
+def _prefix_gain(estimator):
+    """Largest l2 gain of the (diagonal affine) steps before the final estimator."""
+    gains = (_step_gain(name, step) for name, step in prefix_steps(estimator))
+    return float(np.max(np.abs(functools.reduce(np.multiply, gains, 1.0))))
 
 
 def certified_radii(estimator, X, **certify_params):
@@ -324,15 +298,15 @@ def certified_radii(estimator, X, **certify_params):
     >>> bool((radii == inner / pipe[0].scale_.max()).all())
     True
     """
-    final = _final_estimator(estimator)
+    final = final_estimator(estimator)
     if not callable(getattr(final, "certify", None)):
         raise TypeError(
             f"{type(final).__name__} has no certify method; certified_radii needs "
             "an estimator with certify(X), or a Pipeline ending in one."
         )
-    final, steps, gain = _split(estimator)
-    radii = np.asarray(final.certify(_transform(steps, X), **certify_params), float)
-    return radii / float(np.max(np.abs(gain)))
+    gain = _prefix_gain(estimator)
+    X = transform_prefix(estimator, X)
+    return np.asarray(final.certify(X, **certify_params), dtype=float) / gain
 
 
 # --------------------------------------------------------------------------
@@ -366,12 +340,6 @@ class _RobustnessScorer:
         return True
 
 
-def _check_scalar_eps(eps):
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps >= 0:
-        raise ValueError(f"eps must be a non-negative number, got {eps!r}.")
-    return float(eps)
-
-
 def make_certified_accuracy_scorer(eps, **certify_params):
     """Scorer of the certified accuracy at radius eps, for model selection.
 
@@ -403,7 +371,7 @@ def make_certified_accuracy_scorer(eps, **certify_params):
     >>> cross_val_score(MarginKernelLogReg(), X, y, cv=2, scoring=scorer).shape
     (2,)
     """
-    eps = _check_scalar_eps(eps)
+    eps = check_nonnegative(eps, "eps")
     return _RobustnessScorer(
         "make_certified_accuracy_scorer", {"eps": eps, **certify_params},
         _certified_score, metric=certified_accuracy, certify_params=certify_params,
@@ -492,7 +460,7 @@ def make_robust_accuracy_scorer(
     >>> make_robust_accuracy_scorer(eps=0.5)
     make_robust_accuracy_scorer(attack='pgd', eps=0.5, norm=2, clip_values=None)
     """
-    eps = _check_scalar_eps(eps)
+    eps = check_nonnegative(eps, "eps")
     kwargs = {"attack": attack, "eps": eps, "norm": norm, "clip_values": clip_values}
     kwargs.update(attack_params)
     return _RobustnessScorer(

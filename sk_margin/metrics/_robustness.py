@@ -14,19 +14,24 @@ import numpy as np
 from sklearn.utils import check_array, check_consistent_length, column_or_1d
 from sklearn.utils.validation import _check_sample_weight
 
-from sk_margin.attacks._box_perturbation import _check_p
-from sk_margin.attacks._library import (
+from sk_margin._validation import (
+    check_attack,
+    check_clip_values,
+    check_eps,
+    check_norm,
+)
+from sk_margin.attacks import (
     ATTACKS,
     BUDGET_ATTACKS,
-    _check_attack,
-    _check_clip,
-    _check_eps,
-    _project,
-    _row_norms,
     generate_adversarial,
+    project_to_ball,
 )
 
 __all__ = ["relative_robustness", "robust_accuracy"]
+
+
+def _row_norms(A, p):
+    return np.linalg.norm(A.reshape(len(A), -1), ord=p, axis=1)
 
 
 def robust_accuracy(
@@ -99,14 +104,14 @@ def robust_accuracy(
     ... )
     array([1.  , 0.94, 0.22])
     """
-    p = _check_p(norm)
+    p = check_norm(norm, "norm")
     X = check_array(X, allow_nd=True, dtype=np.float64, input_name="X")
     y = column_or_1d(y)
     check_consistent_length(X, y, sample_weight)
     w = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
-    eps, scalar = _check_eps(eps)
-    clip = _check_clip(clip_values, X)
-    _check_attack(attack)
+    eps, scalar = check_eps(eps)
+    clip = check_clip_values(clip_values, X)
+    check_attack(attack, ATTACKS)
     run = functools.partial(
         generate_adversarial, estimator, attack=attack, norm=p,
         clip_values=clip_values, **attack_params,
@@ -123,7 +128,7 @@ def robust_accuracy(
                     X_min = X.copy()
                     X_min[idx] = run(X[idx], y[idx], eps=float(eps.max()))
                 X_adv = X_min[idx]
-            X_eps = _project(X[idx], X_adv, eps[k], p, clip)
+            X_eps = project_to_ball(X[idx], X_adv, eps[k], norm=p, clip_values=clip)
             robust[idx] = estimator.predict(X_eps) == y[idx]
         scores[k] = np.average(robust, weights=w)
     return float(scores[0]) if scalar else scores
@@ -197,7 +202,7 @@ def relative_robustness(
             "attack must search for a minimal perturbation: 'deepfool', "
             f"'carlini_wagner', 'box' or a callable; got {attack!r}."
         )
-    p = _check_p(norm)
+    p = check_norm(norm, "norm")
     X = check_array(X, allow_nd=True, dtype=np.float64, input_name="X")
     w = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
     x_norms = _row_norms(X, p)

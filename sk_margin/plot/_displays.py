@@ -11,11 +11,8 @@ imported inside ``plot`` only.
 
 import numpy as np
 
-from sk_margin.metrics._certified import (
-    _final_estimator,
-    certified_accuracy,
-    certified_radii,
-)
+from sk_margin._pipeline import final_estimator
+from sk_margin.metrics import certified_accuracy, certified_radii
 
 __all__ = ["CertifiedAccuracyDisplay", "MarginTrajectoryDisplay"]
 
@@ -417,7 +414,7 @@ class CertifiedAccuracyDisplay:
             The drawn Display.
         """
         radii = certified_radii(estimator, X, **(certify_params or {}))
-        name = type(_final_estimator(estimator)).__name__ if name is None else name
+        name = type(final_estimator(estimator)).__name__ if name is None else name
         y_pred = estimator.predict(X)
         return cls.from_predictions(
             y, y_pred, radii, eps=eps, name=name, ax=ax, **kwargs

@@ -5,10 +5,9 @@ of :mod:`sk_margin.plot`.
 """
 
 import numpy as np
-from sklearn.frozen import FrozenEstimator
-from sklearn.pipeline import Pipeline
 
-from sk_margin.metrics._certified import _final_estimator, certified_radii
+from sk_margin._pipeline import final_estimator, transform_prefix
+from sk_margin.metrics import certified_radii
 from sk_margin.plot._displays import _as_1d, _axes, _check_same_length
 
 __all__ = ["MarginHistogramDisplay"]
@@ -26,18 +25,14 @@ def _margins(estimator, X, y, margin, certify_params, caller):
         y = np.asarray(y)
         _check_same_length(X=radii, y=y)
         return np.where(estimator.predict(X) == y, radii, -radii)
-    if not callable(getattr(_final_estimator(estimator), "margins", None)):
+    final = final_estimator(estimator)
+    if not callable(getattr(final, "margins", None)):
         raise TypeError(
             f"{caller} with margin='logit' needs an estimator with a margins "
             "method, or a Pipeline ending in one (MarginKernelLogReg, "
-            f"MarginNetClassifier); got {type(_final_estimator(estimator)).__name__}."
+            f"MarginNetClassifier); got {type(final).__name__}."
         )
-    while isinstance(estimator, Pipeline | FrozenEstimator):
-        if isinstance(estimator, FrozenEstimator):
-            estimator = estimator.estimator
-        else:
-            X, estimator = estimator[:-1].transform(X), estimator[-1]
-    return estimator.margins(X, y)
+    return final.margins(transform_prefix(estimator, X), y)
 
 
 class MarginHistogramDisplay:
