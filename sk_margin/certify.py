@@ -10,13 +10,25 @@ import numpy as np
 from sk_margin.margins import score_gaps
 
 __all__ = [
+    "BISECTION_STEPS",
+    "ROUNDING_SLACK",
     "bisect_radius",
     "cross_lipschitz_radius",
-    "kesidis_radius",
+    "linf_lipschitz_radius",
     "lipschitz_margin_radius",
+    "local_lipschitz_radius",
     "second_order_radius",
-    "theorem21_radius",
 ]
+
+#: Default number of bisection steps of every search over the ball radius
+#: ``R``. Each step halves the bracket; every returned radius was verified,
+#: so fewer steps give smaller radii, never unsound ones.
+BISECTION_STEPS = 20
+#: Relative slack that absorbs floating-point rounding: certified radii are
+#: shrunk, and computed Lipschitz bounds enlarged, by this fraction (the
+#: scores, gradients, SVDs and products behind them are accurate to about
+#: 1e-12 relative in float64).
+ROUNDING_SLACK = 1e-9
 
 
 def _nonneg_ratio(num, den):
@@ -51,8 +63,10 @@ def lipschitz_margin_radius(margin, lipschitz):
     return _nonneg_ratio(margin, np.sqrt(2.0) * np.asarray(lipschitz))
 
 
-def kesidis_radius(margin, lipschitz_inf):
-    """Radius of Kesidis, Miller & Xiang, Theorem 2.1: ``mu / (2 * L_inf)``.
+def linf_lipschitz_radius(margin, lipschitz_inf):
+    """Radius from an l2 -> l_inf Lipschitz bound: ``mu / (2 * L_inf)``.
+
+    Kesidis, Miller & Xiang, Theorem 2.1.
 
     ``L_inf`` is a Lipschitz constant of the logit map from the l2 norm of the
     input to the l_inf norm of the output: every logit moves by at most
@@ -104,7 +118,7 @@ def cross_lipschitz_radius(scores, pair_lipschitz):
     return ratio.min(axis=1)
 
 
-def bisect_radius(is_certified, upper, *, lower=None, n_steps=30):
+def bisect_radius(is_certified, upper, *, lower=None, n_steps=BISECTION_STEPS):
     """Largest radius, found by bisection, at which a certificate holds.
 
     ``is_certified(R, idx)`` must answer, for the samples ``idx`` and radii
@@ -128,7 +142,7 @@ def bisect_radius(is_certified, upper, *, lower=None, n_steps=30):
         starts there and stops at once for the rows where ``is_certified``
         fails at ``lower``: a certificate that grows weaker with ``R`` cannot
         then certify anything larger. The result is never below ``lower``.
-    n_steps : int, default=30
+    n_steps : int, default=BISECTION_STEPS
         Bisection steps; the result is within ``upper * 2**-n_steps`` of the
         largest certified radius.
 
@@ -174,8 +188,12 @@ def bisect_radius(is_certified, upper, *, lower=None, n_steps=30):
     return lo
 
 
-def theorem21_radius(gaps, local_lipschitz, upper, *, lower=None, n_steps=30):
-    """Hein & Andriushchenko (2017), Theorem 2.1, maximised over ``R``.
+def local_lipschitz_radius(
+    gaps, local_lipschitz, upper, *, lower=None, n_steps=BISECTION_STEPS
+):
+    """Radius from local cross-Lipschitz bounds on balls, maximised over ``R``.
+
+    Hein & Andriushchenko (2017), Theorem 2.1.
 
     For ``R > 0`` let ``L_j(R) >= max_{y in B(x, R)} ||grad f_c(y) -
     grad f_j(y)||_2``. Then the decision cannot change on
@@ -196,7 +214,7 @@ def theorem21_radius(gaps, local_lipschitz, upper, *, lower=None, n_steps=30):
         Bracket for the search, e.g. ``min_j gap_j / L_j(0)``.
     lower : array-like of shape (n_samples,), default=None
         Radii already certified by other means (see :func:`bisect_radius`).
-    n_steps : int, default=30
+    n_steps : int, default=BISECTION_STEPS
         Bisection steps.
 
     Returns
@@ -213,7 +231,7 @@ def theorem21_radius(gaps, local_lipschitz, upper, *, lower=None, n_steps=30):
     return bisect_radius(certified, upper, lower=lower, n_steps=n_steps)
 
 
-def second_order_radius(gaps, grad_norms, curvature, upper, *, n_steps=30):
+def second_order_radius(gaps, grad_norms, curvature, upper, *, n_steps=BISECTION_STEPS):
     """Second-order certificate: exact gradient at ``x``, bounded curvature.
 
     For ``g_j = f_c - f_j`` and ``||y - x||_2 <= R``, Taylor's theorem gives
@@ -234,7 +252,7 @@ def second_order_radius(gaps, grad_norms, curvature, upper, *, n_steps=30):
         sound bounds ``M_j(R)``.
     upper : array-like of shape (n_samples,)
         Bracket for the search.
-    n_steps : int, default=30
+    n_steps : int, default=BISECTION_STEPS
         Bisection steps.
 
     Returns

@@ -80,8 +80,14 @@ def _kernel(out, X, Xt, y, yt):
         out[f"kernel_{reg}_dual_coef"] = clf.dual_coef_
         out[f"kernel_{reg}_decision"] = clf.decision_function(Xt)
         out[f"kernel_{reg}_predict"] = clf.predict(Xt)
-        for method in ("auto", "prop21", "triangle", "second_order"):
-            out[f"kernel_{reg}_certify_{method}"] = clf.certify(Xt[:20], method=method)
+        # Keys keep the former method names, under which they were recorded.
+        for key, method in (
+            ("auto", "auto"),
+            ("prop21", "local_quadratic"),
+            ("triangle", "local_triangle"),
+            ("second_order", "second_order"),
+        ):
+            out[f"kernel_{reg}_certify_{key}"] = clf.certify(Xt[:20], method=method)
     return clf
 
 
@@ -92,11 +98,16 @@ def _nets(out, X, Xt):
     for name, module in _modules().items():
         with torch.no_grad():
             out[f"net_{name}_logits"] = module(torch.from_numpy(Xt)).numpy()
-        methods = ["auto", "pairwise", "tsuzuku", "kesidis"]
+        methods = {
+            "auto": "auto",
+            "pairwise": "global_pairwise",
+            "tsuzuku": "global_l2",
+            "kesidis": "global_linf",
+        }
         if name.startswith("mlp1"):
-            methods.append("local")
-        for method in methods:
-            out[f"net_{name}_certify_{method}"] = certify_network(
+            methods["local"] = "local_quadratic"
+        for key, method in methods.items():
+            out[f"net_{name}_certify_{key}"] = certify_network(
                 module, Xt, (64,), method
             )
 

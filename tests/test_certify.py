@@ -5,10 +5,10 @@ from numpy.testing import assert_allclose
 from sk_margin.certify import (
     bisect_radius,
     cross_lipschitz_radius,
-    kesidis_radius,
+    linf_lipschitz_radius,
     lipschitz_margin_radius,
+    local_lipschitz_radius,
     second_order_radius,
-    theorem21_radius,
 )
 from sk_margin.margins import logit_margin, score_gaps
 
@@ -28,7 +28,7 @@ def _linear_boundary_distance(W, b, X):
     return out
 
 
-def test_tsuzuku_and_kesidis_radii_are_exact_for_antisymmetric_linear_model():
+def test_global_l2_and_linf_radii_are_exact_for_antisymmetric_linear_model():
     # f(x) = (w.x, -w.x): ||f||_{2->2} = sqrt(2)|w|, ||f||_{2->inf} = |w|,
     # margin 2|w.x|, distance to the boundary |w.x| / |w|.
     rng = np.random.default_rng(1)
@@ -38,7 +38,7 @@ def test_tsuzuku_and_kesidis_radii_are_exact_for_antisymmetric_linear_model():
     mu = logit_margin(X @ W.T)
     dist = _linear_boundary_distance(W, b, X)
     assert_allclose(lipschitz_margin_radius(mu, np.sqrt(2) * np.linalg.norm(w)), dist)
-    assert_allclose(kesidis_radius(mu, np.linalg.norm(w)), dist)
+    assert_allclose(linf_lipschitz_radius(mu, np.linalg.norm(w)), dist)
 
 
 def test_global_radii_are_sound_for_random_linear_models():
@@ -51,7 +51,7 @@ def test_global_radii_are_sound_for_random_linear_models():
     L2 = np.linalg.norm(W, 2)
     Linf = np.linalg.norm(W, axis=1).max()
     assert np.all(lipschitz_margin_radius(mu, L2) <= dist + 1e-12)
-    assert np.all(kesidis_radius(mu, Linf) <= dist + 1e-12)
+    assert np.all(linf_lipschitz_radius(mu, Linf) <= dist + 1e-12)
 
 
 def test_cross_lipschitz_radius_is_exact_for_linear_models():
@@ -98,14 +98,14 @@ def test_bisect_radius_is_sound_for_non_monotone_certificates():
     assert certified(r, np.array([0]))[0]
 
 
-def test_theorem21_radius_with_constant_lipschitz_is_gap_over_l():
+def test_local_lipschitz_radius_with_constant_lipschitz_is_gap_over_l():
     gaps, _ = score_gaps(np.array([[2.0, 0.5, 1.0], [0.0, 3.0, -1.0]]))
     lips = np.array([[0.0, 2.0, 4.0], [1.0, 0.0, 8.0]])
 
     def local(R, idx):
         return lips[idx]
 
-    r = theorem21_radius(gaps, local, np.array([10.0, 10.0]), n_steps=50)
+    r = local_lipschitz_radius(gaps, local, np.array([10.0, 10.0]), n_steps=50)
     assert_allclose(r, [min(1.5 / 2.0, 1.0 / 4.0), min(3.0 / 1.0, 4.0 / 8.0)])
 
 

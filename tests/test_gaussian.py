@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from sk_margin.kernel._certify import (
+from sk_margin.kernel._bounds import (
     gaussian_curvature_bound,
     gaussian_grad_norm_max,
     gaussian_hessian_norm_max,
     gaussian_triangle_bound,
 )
-from sk_margin.kernel._quadratic_bound import gaussian_prop21_bound
+from sk_margin.kernel._quadratic_bound import quadratic_gradient_bound
 
 GAMMA = 0.7
 
@@ -78,32 +78,32 @@ def test_local_bounds_dominate_the_gradient_and_hessian_on_the_ball(seed, R):
     hess_max = max(np.linalg.norm(_hess_g(y, centers, beta, GAMMA), 2) for y in Y[::10])
     dist = np.linalg.norm(x - centers, axis=1)[None]
     absb = np.abs(beta)[None, None]
-    prop21 = gaussian_prop21_bound(x, centers, GAMMA)(R, beta[None])[0]
+    quadratic = quadratic_gradient_bound(x, centers, GAMMA)(R, beta[None])[0]
     tri = gaussian_triangle_bound(dist, absb, np.array([R]), GAMMA)[0, 0]
     curv = gaussian_curvature_bound(dist, absb, np.array([R]), GAMMA)[0, 0]
-    assert prop21 >= grad_max * (1 - 1e-12)
+    assert quadratic >= grad_max * (1 - 1e-12)
     assert tri >= grad_max * (1 - 1e-12)
     assert curv >= hess_max * (1 - 1e-12)
 
 
-def test_prop21_is_exact_at_radius_zero():
+def test_quadratic_is_exact_at_radius_zero():
     _, centers, beta, x = _problem(3)
-    bound = gaussian_prop21_bound(x, centers, GAMMA)
+    bound = quadratic_gradient_bound(x, centers, GAMMA)
     exact = np.linalg.norm(_grad_g(x, centers, beta, GAMMA))
     assert_allclose(bound(0.0, beta[None])[0], exact, rtol=1e-10)
 
 
-def test_prop21_evaluates_all_class_pairs_at_once():
+def test_quadratic_evaluates_all_class_pairs_at_once():
     _, centers, _, x = _problem(4)
     rng = np.random.default_rng(4)
     betas = rng.normal(size=(5, len(centers)))
-    bound = gaussian_prop21_bound(x, centers, GAMMA)
+    bound = quadratic_gradient_bound(x, centers, GAMMA)
     together = bound(0.4, betas)
     one_by_one = [bound(0.4, b[None])[0] for b in betas]
     assert_allclose(together, one_by_one)
 
 
-def _literal_prop21(x, centers, beta, R, gamma):
+def _literal_quadratic(x, centers, beta, R, gamma):
     """Prop. 2.1 as printed: sums over beta_r, beta_s >= 0 and both < 0."""
     total = 0.0
     for r in range(len(centers)):
@@ -123,20 +123,20 @@ def _literal_prop21(x, centers, beta, R, gamma):
     return 2 * gamma * np.sqrt(max(total, 0.0))
 
 
-def test_printed_index_sets_of_prop21_are_not_a_bound_but_ours_is():
+def test_printed_index_sets_of_quadratic_are_not_a_bound_but_ours_is():
     # All coefficients negative: the printed second sum bounds positive terms
     # from below, so it under-estimates the gradient norm on the ball.
     rng, centers, beta, x = _problem(5, signs=-np.ones(6))
     R = 0.5
     Y = _ball_samples(x, R, rng)
     grad_max = max(np.linalg.norm(_grad_g(y, centers, beta, GAMMA)) for y in Y)
-    assert _literal_prop21(x, centers, beta, R, GAMMA) < grad_max
-    assert gaussian_prop21_bound(x, centers, GAMMA)(R, beta[None])[0] >= grad_max
+    assert _literal_quadratic(x, centers, beta, R, GAMMA) < grad_max
+    assert quadratic_gradient_bound(x, centers, GAMMA)(R, beta[None])[0] >= grad_max
 
 
 def test_bounds_grow_with_the_radius():
     _, centers, beta, x = _problem(6)
-    bound = gaussian_prop21_bound(x, centers, GAMMA)
+    bound = quadratic_gradient_bound(x, centers, GAMMA)
     dist = np.linalg.norm(x - centers, axis=1)[None]
     absb = np.abs(beta)[None, None]
     radii = np.linspace(0, 2, 41)

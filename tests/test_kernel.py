@@ -19,9 +19,9 @@ from sklearn.preprocessing import MinMaxScaler
 
 from sk_margin import MarginKernelLogReg, box_constrained_attack
 from sk_margin.kernel import cross_lipschitz_gram
-from sk_margin.kernel._estimator import logreg_objective
+from sk_margin.kernel._objective import logreg_objective
 
-METHODS = ["prop21", "triangle", "second_order", "auto"]
+METHODS = ["local_quadratic", "local_triangle", "second_order", "auto"]
 
 
 @pytest.fixture(scope="module")
@@ -417,22 +417,22 @@ def test_certificates_never_exceed_attack_distances_on_digits(
         assert np.all(r <= attack), m
         assert np.all(r > 0), m
     # auto is the largest sound radius available for each row.
-    for m in ("prop21", "triangle", "second_order"):
+    for m in ("local_quadratic", "local_triangle", "second_order"):
         assert np.all(radii["auto"] >= radii[m] * (1 - 1e-9))
     # The second-order certificate is the tight one here (see the docs).
     assert np.mean(radii["auto"] / attack) > 0.1
 
 
-def test_prop21_is_refused_beyond_its_memory_limit(
+def test_local_quadratic_is_refused_beyond_its_memory_limit(
     fitted_digits, small_digits, monkeypatch
 ):
     import sk_margin.kernel._certify
 
     _, X_test, _, _ = small_digits
     full = fitted_digits.certify(X_test[:4])
-    monkeypatch.setattr(sk_margin.kernel._certify, "_PROP21_MAX_CENTERS", 100)
+    monkeypatch.setattr(sk_margin.kernel._certify, "_QUADRATIC_MAX_CENTERS", 100)
     with pytest.raises(ValueError, match="at most 100 centres"):
-        fitted_digits.certify(X_test[:4], method="prop21")
+        fitted_digits.certify(X_test[:4], method="local_quadratic")
     cheap = fitted_digits.certify(X_test[:4])  # auto without Prop. 2.1
     assert np.all(cheap <= full) and np.all(cheap > 0)
 
@@ -464,3 +464,18 @@ def test_certify_shows_progress_when_verbose(fitted_digits, small_digits, capsys
     clf = pickle.loads(pickle.dumps(fitted_digits)).set_params(verbose=1)
     assert_array_equal(clf.certify(X, method="second_order"), expected)
     assert "20/20" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "former, name", [("prop21", "local_quadratic"), ("triangle", "local_triangle")]
+)
+def test_former_method_names_warn_and_give_the_same_radii(
+    former, name, fitted_digits, small_digits
+):
+    _, X_test, _, _ = small_digits
+    expected = fitted_digits.certify(X_test[:5], method=name)
+    with pytest.warns(FutureWarning, match=f"method='{former}' is now called '{name}'"):
+        radii = fitted_digits.certify(X_test[:5], method=former)
+    assert_allclose(radii, expected)
+    with pytest.raises(ValueError, match="method must be one of 'auto', 'local_q"):
+        fitted_digits.certify(X_test[:5], method="global_pairwise")

@@ -352,7 +352,7 @@ def test_lmt_activation_bounds():
 
 def test_lmt_errors():
     X, y = _data()
-    with pytest.raises(TypeError, match=r"layer '1' \(GELU\)"):
+    with pytest.raises(TypeError, match=r"layer '1' \(nn.GELU\)"):
         LMTLoss()(
             torch.zeros(N, K), y, X=X, module=nn.Sequential(nn.Linear(D, K), nn.GELU())
         )

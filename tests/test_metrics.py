@@ -175,8 +175,8 @@ def test_certified_radii_of_a_bare_estimator_are_its_own(kernel_clf, digits):
     _, X, _, _ = digits
     assert_allclose(certified_radii(kernel_clf, X[:5]), kernel_clf.certify(X[:5]))
     assert_allclose(
-        certified_radii(kernel_clf, X[:5], method="triangle"),
-        kernel_clf.certify(X[:5], method="triangle"),
+        certified_radii(kernel_clf, X[:5], method="local_triangle"),
+        kernel_clf.certify(X[:5], method="local_triangle"),
     )
 
 
@@ -368,11 +368,13 @@ def test_scorers_compute_their_metric_and_pickle(kernel_clf, raw_pipe, digits):
         cert(kernel_clf, X, y, sample_weight=weights),
         certified_accuracy(y, y_pred, radii, 0.1, sample_weight=weights),
     )
-    avg = pickle.loads(pickle.dumps(make_average_margin_scorer(method="triangle")))
-    assert repr(avg) == (
-        "make_average_margin_scorer(misclassified='distance', method='triangle')"
+    avg = pickle.loads(
+        pickle.dumps(make_average_margin_scorer(method="local_triangle"))
     )
-    radii_t = kernel_clf.certify(X, method="triangle")
+    assert repr(avg) == (
+        "make_average_margin_scorer(misclassified='distance', method='local_triangle')"
+    )
+    radii_t = kernel_clf.certify(X, method="local_triangle")
     assert avg(kernel_clf, X, y) == average_margin(y, y_pred, radii_t)
     pipe, X_raw = raw_pipe
     y_raw = pipe.predict(X_raw)

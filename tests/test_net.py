@@ -16,7 +16,7 @@ from sk_margin import box_constrained_attack
 from sk_margin.nets import MarginNetClassifier
 from sk_margin.nets.losses import LOSSES
 
-METHODS = ["pairwise", "tsuzuku", "kesidis", "local", "auto"]
+METHODS = ["global_pairwise", "global_l2", "global_linf", "local_quadratic", "auto"]
 
 
 @pytest.fixture(scope="module")
@@ -175,15 +175,15 @@ def test_certificates_never_exceed_attack_distances(fitted_net, digits):
     radii = {m: fitted_net.certify(X, method=m) for m in METHODS}
     for m, r in radii.items():
         assert np.all(r <= attack), m
-    for m in ("pairwise", "tsuzuku", "kesidis", "local"):
+    for m in ("global_pairwise", "global_l2", "global_linf", "local_quadratic"):
         assert np.all(radii["auto"] >= radii[m])
 
 
 def test_local_certificate_beats_the_global_one(fitted_net, digits):
     # Hein & Andriushchenko, Table 1: global / local = 0.21-0.69 on MNIST.
     _, X_test, _, _ = digits
-    local = fitted_net.certify(X_test, method="local")
-    pairwise = fitted_net.certify(X_test, method="pairwise")
+    local = fitted_net.certify(X_test, method="local_quadratic")
+    pairwise = fitted_net.certify(X_test, method="global_pairwise")
     assert np.mean(pairwise / local) < 0.9
     assert np.mean(local > pairwise) > 0.9
 
@@ -206,11 +206,11 @@ def test_linear_network_pairwise_certificate_is_the_exact_distance(digits):
             if j != c[i]
         ]
         exact.append(min(d))
-    assert_allclose(net.certify(X_test, method="pairwise"), exact, rtol=1e-6)
-    for m in ("tsuzuku", "kesidis"):
+    assert_allclose(net.certify(X_test, method="global_pairwise"), exact, rtol=1e-6)
+    for m in ("global_l2", "global_linf"):
         assert np.all(net.certify(X_test, method=m) <= np.array(exact) * (1 + 1e-9))
     with pytest.raises(ValueError, match="one-hidden-layer network"):
-        net.certify(X_test, method="local")
+        net.certify(X_test, method="local_quadratic")
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "softplus"])
@@ -330,3 +330,24 @@ def test_certify_in_batches_with_a_progress_bar(fitted_net, digits, capsys):
     assert_allclose(net.certify(X), expected, rtol=1e-12)  # 4 batches
     err = capsys.readouterr().err
     assert "certify" in err and "50/50" in err
+
+
+@pytest.mark.parametrize(
+    "former, name",
+    [
+        ("pairwise", "global_pairwise"),
+        ("tsuzuku", "global_l2"),
+        ("kesidis", "global_linf"),
+        ("local", "local_quadratic"),
+    ],
+)
+def test_former_method_names_warn_and_give_the_same_radii(
+    former, name, fitted_net, digits
+):
+    _, X_test, _, _ = digits
+    expected = fitted_net.certify(X_test[:5], method=name)
+    with pytest.warns(FutureWarning, match=f"method='{former}' is now called '{name}'"):
+        radii = fitted_net.certify(X_test[:5], method=former)
+    assert_allclose(radii, expected)
+    with pytest.raises(ValueError, match="method must be one of 'auto', 'global_p"):
+        fitted_net.certify(X_test[:5], method="second_order")

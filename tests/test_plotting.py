@@ -156,9 +156,9 @@ def test_histogram_from_estimator_certified_signed_by_correctness(kernel, data):
         X_held_out=X_test,
         y_held_out=y_test,
         margin="certified",
-        certify_params={"method": "triangle"},
+        certify_params={"method": "local_triangle"},
     )
-    radii = kernel.certify(X_test, method="triangle")
+    radii = kernel.certify(X_test, method="local_triangle")
     correct = kernel.predict(X_test) == y_test
     assert not correct.all()  # so that the sign matters
     signed = np.where(correct, radii, -radii)
@@ -333,9 +333,9 @@ def test_certified_accuracy_from_estimator_matches_predictions(kernel, data):
     _, _, X_test, y_test = data
     eps = np.linspace(0, 0.5, 11)
     disp = CertifiedAccuracyDisplay.from_estimator(
-        kernel, X_test, y_test, eps=eps, certify_params={"method": "triangle"}
+        kernel, X_test, y_test, eps=eps, certify_params={"method": "local_triangle"}
     )
-    radii = kernel.certify(X_test, method="triangle")
+    radii = kernel.certify(X_test, method="local_triangle")
     correct = kernel.predict(X_test) == y_test
     expected = [np.mean(correct & (radii >= e)) for e in eps]
     assert_allclose(disp.line_.get_ydata(), expected)

@@ -112,10 +112,45 @@ def test_batchnorm_is_differentiable():
 
 def test_errors_name_the_layer():
     estimator = PowerIterationLipschitz()
-    with pytest.raises(TypeError, match=r"layer '1' \(GELU\). Supported: nn.Linear"):
+    with pytest.raises(TypeError, match=r"layer '1' \(nn.GELU\). Supported: nn.Linear"):
         estimator(nn.Sequential(nn.Linear(2, 2), nn.GELU()))
     no_stats = nn.BatchNorm1d(2, track_running_stats=False)
-    with pytest.raises(TypeError, match=r"layer '0' \(BatchNorm1d\): without running"):
+    match = r"layer '0' \(nn.BatchNorm1d\): without running"
+    with pytest.raises(TypeError, match=match):
         estimator(nn.Sequential(no_stats))
     with pytest.raises(TypeError, match="must be a torch.nn.Module"):
         estimator(None)
+
+
+class _Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return x + self.inner(x)
+
+
+def test_the_estimate_walks_the_network_as_the_sound_bound_does():
+    torch.manual_seed(0)
+    shared = nn.Linear(3, 3)
+    net = nn.Sequential(
+        shared, nn.Tanh(), nn.Sequential(shared, nn.ReLU()), nn.Linear(3, 2)
+    ).double()
+    estimator = PowerIterationLipschitz()
+    for _ in range(200):
+        estimate = estimator(net).item()
+    # The layer used twice counts twice in both, so the estimate converges to
+    # the sound product bound; counted once, it would be ||shared|| smaller.
+    assert_allclose(estimate, lipschitz_bound(net, (3,)), rtol=1e-6)
+    assert sorted(estimator.power_iterates_) == ["0", "2.0", "3"]
+    once = torch.linalg.matrix_norm(shared.weight.detach(), ord=2).item()
+    assert abs(once - 1.0) > 0.1  # so that counting it once would show
+
+
+def test_a_container_with_its_own_forward_is_refused_by_both():
+    net = nn.Sequential(nn.Linear(3, 3), _Residual())
+    with pytest.raises(TypeError, match=r"layer '1' \(_Residual\) \(its forward"):
+        PowerIterationLipschitz()(net)
+    with pytest.raises(TypeError, match=r"layer 1 \(_Residual\) \(its forward"):
+        lipschitz_bound(net, (3,))

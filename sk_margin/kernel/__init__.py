@@ -8,15 +8,16 @@ estimator: its scores, input gradients, the Cross-Lipschitz Gram matrix and
 certified radii.
 """
 
-from sk_margin.kernel._certify import (
-    certify_gaussian_expansion,
+from sk_margin.kernel._certify import CERTIFY_METHODS, certify_gaussian_expansion
+from sk_margin.kernel._estimator import MarginKernelLogReg
+from sk_margin.kernel._expansion import (
     cross_lipschitz_gram,
     gaussian_expansion_jacobian,
     gaussian_expansion_scores,
 )
-from sk_margin.kernel._estimator import MarginKernelLogReg
 
 __all__ = [
+    "CERTIFY_METHODS",
     "MarginKernelLogReg",
     "certify_gaussian_expansion",
     "cross_lipschitz_gram",

@@ -16,86 +16,21 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from sk_margin.kernel._certify import (
-    certify_gaussian_expansion,
+from sk_margin.certify import BISECTION_STEPS
+from sk_margin.kernel._certify import certify_gaussian_expansion
+from sk_margin.kernel._expansion import (
     cross_lipschitz_gram,
     gaussian_expansion_jacobian,
     gaussian_expansion_scores,
 )
+from sk_margin.kernel._objective import logreg_objective, whitening
 from sk_margin.margins import label_margin
 
 __all__ = ["MarginKernelLogReg"]
 
-# Eigen-directions of the centre kernel matrix below this fraction of the
-# largest eigenvalue are dropped from the whitened basis. They are nearly
-# invisible in the features (scale sqrt(s)) but multiply the expansion
-# coefficients by up to 1/sqrt(s): kept, they make alpha huge and cancelling,
-# which costs accuracy on clustered data and makes every certificate (all of
-# which sum |alpha_r| terms) needlessly loose.
-_EIG_RCOND = 1e-6
 # At most this many training points are used as queries to estimate the
 # nearest-neighbour distance behind gamma="knn".
 _KNN_MAX_QUERIES = 1000
-
-
-def _whitening(K_cc):
-    """``W`` with ``W^T K_cc W = I`` on the numerically non-null eigenspace."""
-    s, U = eigh(K_cc)
-    keep = s > s[-1] * _EIG_RCOND
-    return U[:, keep] / np.sqrt(s[keep])
-
-
-def logreg_objective(theta, Phi, y, n_classes, penalty=None, center=False):
-    """Mean cross-entropy plus a diagonal quadratic penalty, and its gradient.
-
-    The scores are ``F = Phi G^T + b`` with ``theta = [G.ravel(), b]``; the
-    penalty is ``sum_k penalty_k sum_l Gc_lk^2`` where ``Gc`` is ``G``, or
-    ``G`` with its class mean removed when ``center`` is True.
-
-    Parameters
-    ----------
-    theta : ndarray of shape (n_classes * n_basis + n_classes,)
-        Flattened coefficients ``G`` (n_classes, n_basis) and intercepts ``b``.
-    Phi : ndarray of shape (n_samples, n_basis)
-        Kernel features in the optimisation basis.
-    y : ndarray of shape (n_samples,) of int
-        Class indices.
-    n_classes : int
-        Number of classes ``K``.
-    penalty : ndarray of shape (n_basis,) or None, default=None
-        Diagonal penalty weights; None for no penalty.
-    center : bool, default=False
-        Penalise the class-centred coefficients (Cross-Lipschitz: adding the
-        same function to every output changes nothing, eq. 6 and 7).
-
-    Returns
-    -------
-    value : float
-        The objective.
-    grad : ndarray of the shape of ``theta``
-        Its gradient.
-    """
-    n, k = Phi.shape
-    G = theta[: n_classes * k].reshape(n_classes, k)
-    F = Phi @ G.T + theta[n_classes * k :]
-    # log-sum-exp by hand: scipy's adds ~0.3 ms of dispatch per call, and the
-    # shifted exponentials give the softmax too.
-    top = F.max(axis=1, keepdims=True)
-    R = np.exp(F - top)
-    total = R.sum(axis=1)
-    lse = top[:, 0] + np.log(total)
-    rows = np.arange(n)
-    value = np.mean(lse - F[rows, y])
-    R /= total[:, None]
-    R[rows, y] -= 1.0
-    R /= n
-    grad_G = R.T @ Phi
-    if penalty is not None:
-        Gc = G - G.mean(axis=0) if center else G
-        weighted = Gc * penalty
-        value += np.sum(weighted * Gc)
-        grad_G += 2.0 * weighted  # the centring projection is idempotent
-    return value, np.concatenate([grad_G.ravel(), R.sum(axis=0)])
 
 
 class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
@@ -273,7 +208,7 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         center : bool
             Whether the penalty acts on class-centred coefficients.
         """
-        W = _whitening(K_cc)
+        W = whitening(K_cc)
         n = X.shape[0]
         center = self.regularizer == "cross_lipschitz"
         if self.regularizer == "none" or self.lam == 0:
@@ -499,37 +434,43 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         return J
 
     # -------------------------------------------------------------- certify
-    def certify(self, X, method="auto", *, n_steps=20):
+    def certify(self, X, method="auto", *, n_steps=BISECTION_STEPS):
         """Certified l2 radius per sample: the prediction cannot change within it.
 
         Every method gives a lower bound of the distance from ``x`` to the
         decision boundary of this classifier (over all of ``R^d``, so also
-        within any input box):
+        within any input box). With ``c`` the predicted class, ``g_j = f_c -
+        f_j`` and ``beta = alpha_c - alpha_j``:
 
-        * ``"prop21"``: Theorem 2.1 with the local cross-Lipschitz bound of
-          Proposition 2.1 (the paper's guarantee), maximised over ``R`` by
-          bisection;
-        * ``"triangle"``: Theorem 2.1 with the ``O(m)`` bound
-          ``sum_r |beta_r| max_t 2 gamma t exp(-gamma t^2)`` over the distances
-          ``t`` reachable in the ball;
+        * ``"local_quadratic"``: Theorem 2.1 of Hein & Andriushchenko (2017)
+          with the local cross-Lipschitz bound of their Proposition 2.1, a
+          quadratic form in the signed ``beta`` (the paper's guarantee),
+          maximised over the ball radius ``R`` by bisection; ``O(m^2)`` per
+          point, and refused above 4000 centres (memory);
+        * ``"local_triangle"``: Theorem 2.1 with the ``O(m)`` bound
+          ``sum_r |beta_r| max_t 2 gamma t exp(-gamma t^2)`` over the
+          distances ``t`` reachable in the ball;
         * ``"second_order"``: ``g(y) >= g(x) - ||grad g(x)|| R - M(R) R^2 / 2``
           with the exact gradient at ``x`` and ``M(R)`` a sound bound of the
-          Hessian's spectral norm on the ball;
+          Hessian's spectral norm on the ball (Taylor's theorem);
         * ``"auto"``: per row, the largest of the above, with Theorem 2.1 using
           the smaller of the two local Lipschitz bounds (the minimum of sound
           upper bounds is sound, and so is the maximum of sound radii).
-          Proposition 2.1 needs ``O(n_centers^2)`` memory and is left out
-          above 4000 centres.
+          Proposition 2.1 is left out above 4000 centres.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Points to certify.
-        method : {"auto", "prop21", "triangle", "second_order"}, default="auto"
-            Which certificate.
-        n_steps : int, default=20
-            Bisection steps over ``R``; each returned radius was verified, so
-            fewer steps make it smaller, never unsound.
+        method : {"auto", "local_quadratic", "local_triangle", "second_order"}, \
+                default="auto"
+            Which certificate. The former names ``"prop21"`` and
+            ``"triangle"`` still work, with a FutureWarning.
+        n_steps : int, default=BISECTION_STEPS
+            Bisection steps over ``R``
+            (:data:`sk_margin.certify.BISECTION_STEPS`, 20); each returned
+            radius was verified, so fewer steps make it smaller, never
+            unsound.
 
         Returns
         -------
@@ -539,11 +480,11 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         Notes
         -----
         Computed in float64 from exact distances to the centres, in batches
-        of rows, with a progress bar when ``verbose`` is set. See
-        :func:`sk_margin.kernel.gaussian_prop21_bound` for the derivation
-        of Proposition 2.1 (and a correction of its index sets) and
-        :func:`sk_margin.kernel.gaussian_hessian_norm_max` for the
-        curvature bound.
+        of rows, with a progress bar when ``verbose`` is set. The user guide
+        derives Proposition 2.1 (the proposition as printed leaves out the
+        pairs of centres whose coefficients differ in sign, and is then not a
+        bound) and the exact maximum of a Gaussian's Hessian norm behind
+        ``M(R)``.
         """
         X = self._validate_X(X)
         return certify_gaussian_expansion(

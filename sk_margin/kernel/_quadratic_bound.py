@@ -1,18 +1,21 @@
-"""Proposition 2.1 of Hein & Andriushchenko (2017) for Gaussian-kernel expansions.
+"""The local quadratic gradient bound of Gaussian-kernel expansions.
+
+Proposition 2.1 of Hein & Andriushchenko (2017).
 
 A sound upper bound of ``max_{y in B(x, R)} ||grad g(y)||_2`` for
 ``g(y) = sum_r beta_r exp(-gamma ||y - c_r||^2)``, with the index sets of the
-proposition corrected (see :func:`gaussian_prop21_bound`). Used by
-:func:`sk_margin.kernel.certify_gaussian_expansion`.
+proposition corrected (see :func:`quadratic_gradient_bound`). Used by
+:func:`sk_margin.kernel.certify_gaussian_expansion`
+(``method="local_quadratic"``).
 """
 
 import numpy as np
 from scipy.spatial.distance import cdist
 
-__all__ = ["GaussianProp21Bound", "gaussian_prop21_bound"]
+__all__ = ["QuadraticGradientBound", "quadratic_gradient_bound"]
 
 
-def gaussian_prop21_bound(x, centers, gamma):
+def quadratic_gradient_bound(x, centers, gamma):
     """Hein & Andriushchenko (2017), Proposition 2.1, for one point ``x``.
 
     Returns a callable ``bound(R, beta)`` giving, for a radius ``R`` and a
@@ -20,7 +23,7 @@ def gaussian_prop21_bound(x, centers, gamma):
     ``max_{y in B(x, R)} ||grad g(y)||_2`` for each row of ``beta``. The
     quantities that depend only on ``x`` are computed once; each call costs
     ``O(m^2)`` elementwise work plus three matrix products. To certify many
-    points, build one :class:`GaussianProp21Bound` and call its ``at(x)``.
+    points, build one :class:`QuadraticGradientBound` and call its ``at(x)``.
 
     Parameters
     ----------
@@ -33,7 +36,7 @@ def gaussian_prop21_bound(x, centers, gamma):
 
     Returns
     -------
-    bound : GaussianProp21Bound
+    bound : QuadraticGradientBound
         Callable as ``bound(R, beta) -> ndarray of shape (n_pairs,)``.
 
     Notes
@@ -70,15 +73,15 @@ def gaussian_prop21_bound(x, centers, gamma):
     they do not depend on the class pair, so all pairs are evaluated with the
     same two matrices.
     """
-    return GaussianProp21Bound(centers, gamma).at(x)
+    return QuadraticGradientBound(centers, gamma).at(x)
 
 
-class GaussianProp21Bound:
+class QuadraticGradientBound:
     """Proposition 2.1 of Hein & Andriushchenko (2017), point after point.
 
     Holds what depends only on the centres (their pairwise squared distances)
     and the m-by-m work arrays, so that certifying many points allocates
-    nothing per point. See :func:`gaussian_prop21_bound` for the bound and
+    nothing per point. See :func:`quadratic_gradient_bound` for the bound and
     its derivation.
 
     Parameters
@@ -118,7 +121,7 @@ class GaussianProp21Bound:
 
         Returns
         -------
-        self : GaussianProp21Bound
+        self : QuadraticGradientBound
             Ready to be called.
         """
         sq = cdist(np.asarray(x, dtype=np.float64)[None], self.centers, "sqeuclidean")[

@@ -12,9 +12,9 @@ estimate the Lipschitz-margin losses train with.
 
 from sk_margin.nets import losses
 from sk_margin.nets._callbacks import MarginStatistics
-from sk_margin.nets._certify import certify_network
+from sk_margin.nets._certify import CERTIFY_METHODS, certify_network
 from sk_margin.nets._classifier import MarginNetClassifier
-from sk_margin.nets._layers import conv2d_spectral_norm_bound
+from sk_margin.nets._conv import conv2d_spectral_norm_bound
 from sk_margin.nets._lipschitz import (
     layer_lipschitz_bounds,
     linf_lipschitz_bound,
@@ -26,6 +26,7 @@ from sk_margin.nets._modules import MLP, SmallCNN, default_module_for
 from sk_margin.nets._power_iteration import PowerIterationLipschitz
 
 __all__ = [
+    "CERTIFY_METHODS",
     "MLP",
     "MarginNetClassifier",
     "MarginStatistics",

@@ -1,9 +1,10 @@
 """Certified l2 radii of torch networks: global and local bounds combined.
 
-The radius formulas are in :mod:`sk_margin.certify`, the sound Lipschitz
-bounds in :mod:`sk_margin.nets` and the local bound of one-hidden-layer
-networks in :mod:`sk_margin.nets`; :func:`certify_network` puts them together
-for a network in eval mode and float64.
+:func:`certify_network` puts together the radius formulas of
+:mod:`sk_margin.certify`, the sound Lipschitz bounds of
+:mod:`sk_margin.nets._lipschitz` and the local bound of one-hidden-layer
+networks (:mod:`sk_margin.nets._local`), for a network in eval mode and
+float64.
 """
 
 import numpy as np
@@ -11,18 +12,33 @@ import torch
 from sklearn.utils import gen_batches
 from tqdm.auto import tqdm
 
+from sk_margin._validation import check_method
 from sk_margin.certify import (
     cross_lipschitz_radius,
-    kesidis_radius,
+    linf_lipschitz_radius,
     lipschitz_margin_radius,
 )
 from sk_margin.margins import logit_margin
 from sk_margin.nets._lipschitz import lipschitz_bound, network_lipschitz_bounds
-from sk_margin.nets._local import local_radius, one_hidden_layer
+from sk_margin.nets._local import local_quadratic_radius, one_hidden_layer
 
-__all__ = ["NET_CERTIFY_METHODS", "certify_network"]
+__all__ = ["CERTIFY_METHODS", "certify_network"]
 
-NET_CERTIFY_METHODS = ("auto", "pairwise", "tsuzuku", "kesidis", "local")
+#: The certify methods of networks.
+CERTIFY_METHODS = (
+    "auto",
+    "global_pairwise",
+    "global_l2",
+    "global_linf",
+    "local_quadratic",
+)
+# Former names, accepted with a FutureWarning.
+_RENAMED = {
+    "pairwise": "global_pairwise",
+    "tsuzuku": "global_l2",
+    "kesidis": "global_linf",
+    "local": "local_quadratic",
+}
 
 
 def certify_network(
@@ -30,16 +46,35 @@ def certify_network(
 ):
     """Certified l2 radius per sample of a network's arg-max decision.
 
-    * ``"pairwise"``: ``min_{j != c} (f_c - f_j) / L_cj`` with the
-      per-class-pair bound ``L_cj <= ||w_c - w_j|| prod_{l<L} ||W_l||``
-      (Hein & Andriushchenko 2017, Theorem 2.1 and Section 5);
-    * ``"tsuzuku"``: ``mu / (sqrt(2) L)`` (Tsuzuku et al. 2018);
-    * ``"kesidis"``: ``mu / (2 L_inf)`` (Kesidis et al., Theorem 2.1);
-    * ``"local"``: for one-hidden-layer networks only, Theorem 2.1 with the
-      local bound of Proposition 2.2 (bias included), maximised over the ball
-      radius by bisection (:func:`sk_margin.nets.local_radius`);
-    * ``"auto"``: per row, the largest of those available (each is sound, so
-      their maximum is).
+    With ``c`` the predicted class, ``g_j = f_c - f_j``, ``mu`` the logit
+    margin ``min_j g_j``, ``h`` the network before its last ``nn.Linear``
+    layer and ``w_j`` the rows of that layer's weight:
+
+    ``"global_pairwise"``
+        ``min_j g_j / L_cj`` with ``L_cj = ||w_c - w_j|| Lip(h)``: Theorem
+        2.1 of Hein & Andriushchenko (2017) with the global cross-Lipschitz
+        constant of their Section 5. Needs a final ``nn.Linear``; exact for
+        a linear network.
+    ``"global_l2"``
+        ``mu / (sqrt(2) L)`` with ``L`` the l2 Lipschitz bound of the whole
+        network (Tsuzuku, Sato & Sugiyama 2018). Any supported network.
+    ``"global_linf"``
+        ``mu / (2 L_inf)`` with ``L_inf = max_j ||w_j|| Lip(h)``, an
+        l2 -> l_inf Lipschitz bound (Kesidis, Miller & Xiang, Theorem 2.1).
+        Needs a final ``nn.Linear``.
+    ``"local_quadratic"``
+        Theorem 2.1 with the local bound of Proposition 2.2 of Hein &
+        Andriushchenko, a quadratic form in the slopes of the hidden units on
+        the ball (biases included), maximised over the ball radius by
+        bisection. One-hidden-layer networks only: ``Linear -> activation ->
+        Linear`` (ReLU, LeakyReLU, Softplus, Tanh, Sigmoid).
+    ``"auto"``
+        Per row, the largest of those available (each is sound, so their
+        maximum is).
+
+    Every Lipschitz constant is a sound upper bound (:func:`lipschitz_bound`,
+    :func:`linf_lipschitz_bound`, :func:`pairwise_lipschitz_bounds`), never
+    a power-iteration estimate.
 
     Parameters
     ----------
@@ -49,9 +84,10 @@ def certify_network(
         Points to certify, float64, each of shape ``input_shape``.
     input_shape : tuple of int
         Shape of one input sample (for the convolution bounds).
-    method : {"auto", "pairwise", "tsuzuku", "kesidis", "local"}, \
-            default="auto"
-        Which certificate.
+    method : {"auto", "global_pairwise", "global_l2", "global_linf", \
+            "local_quadratic"}, default="auto"
+        Which certificate. The former names ``"pairwise"``, ``"tsuzuku"``,
+        ``"kesidis"`` and ``"local"`` still work, with a FutureWarning.
     batch_size : int, default=1024
         Rows per batch; the network-wide bounds are computed once.
     progress : bool, default=False
@@ -62,18 +98,17 @@ def certify_network(
     radius : ndarray of shape (n_samples,)
         0 where the two top logits tie.
     """
-    if method not in NET_CERTIFY_METHODS:
-        raise ValueError(
-            f"method must be one of {NET_CERTIFY_METHODS}, got {method!r}."
-        )
+    method = check_method(method, CERTIFY_METHODS, _RENAMED, "certify")
     X = np.asarray(X, dtype=np.float64)
     L2 = Linf = pair = None
-    if method in ("pairwise", "kesidis", "auto"):
+    if method in ("global_pairwise", "global_linf", "auto"):
         # One pass over the layers gives all three global bounds.
         L2, Linf, pair = network_lipschitz_bounds(module, input_shape)
-    elif method == "tsuzuku":  # needs no final nn.Linear
+    elif method == "global_l2":  # needs no final nn.Linear
         L2 = lipschitz_bound(module, input_shape)
-    local = method == "local" or (method == "auto" and one_hidden_layer(module))
+    local = method == "local_quadratic" or (
+        method == "auto" and one_hidden_layer(module) is not None
+    )
     radius = np.empty(len(X))
     with tqdm(total=len(X), desc="certify", unit="rows", disable=not progress) as bar:
         for batch in gen_batches(len(X), batch_size):
@@ -89,12 +124,12 @@ def _certify_batch(module, X, method, L2, Linf, pair, local):
         scores = module(torch.from_numpy(np.array(X))).numpy()
     margin = logit_margin(scores)
     radii = []
-    if method in ("pairwise", "auto"):
+    if method in ("global_pairwise", "auto"):
         radii.append(cross_lipschitz_radius(scores, pair))
-    if method in ("tsuzuku", "auto"):
+    if method in ("global_l2", "auto"):
         radii.append(lipschitz_margin_radius(margin, L2))
-    if method in ("kesidis", "auto"):
-        radii.append(kesidis_radius(margin, Linf))
+    if method in ("global_linf", "auto"):
+        radii.append(linf_lipschitz_radius(margin, Linf))
     if local:
-        radii.append(local_radius(module, X))
+        radii.append(local_quadratic_radius(module, X))
     return np.max(np.stack(radii), axis=0)

@@ -589,26 +589,28 @@ class MarginNetClassifier(NeuralNetClassifier):
     def certify(self, X, method="auto"):
         """Certified l2 radius per sample: the prediction cannot change within it.
 
-        ``"pairwise"`` (Hein & Andriushchenko 2017, Theorem 2.1 with the
-        per-class-pair bound), ``"tsuzuku"`` (Tsuzuku et al. 2018),
-        ``"kesidis"`` (Kesidis et al., Theorem 2.1), ``"local"`` (one hidden
-        layer only: Theorem 2.1 with Proposition 2.2) or ``"auto"``, per row the
-        largest of those available; see
-        :func:`sk_margin.nets.certify_network` for the formulas.
-        Rows are certified in batches of ``batch_size``, with a progress bar
-        when ``verbose`` is set.
+        ``"global_pairwise"`` (Hein & Andriushchenko 2017, Theorem 2.1 with
+        the global cross-Lipschitz constant of each class pair),
+        ``"global_l2"`` (Tsuzuku et al. 2018), ``"global_linf"`` (Kesidis et
+        al., Theorem 2.1), ``"local_quadratic"`` (one hidden layer only:
+        Theorem 2.1 with Proposition 2.2) or ``"auto"``, per row the largest
+        of those available; see :func:`sk_margin.nets.certify_network` for
+        the formulas and what each needs. Rows are certified in batches of
+        ``batch_size``, with a progress bar when ``verbose`` is set.
 
-        All bounds are sound upper bounds computed in float64 in eval mode
-        (:mod:`sk_margin.nets`): exact spectral norms for dense layers and
-        a proven bound for convolutions, never a bare power-iteration estimate.
+        All bounds are sound upper bounds computed in float64 in eval mode:
+        exact spectral norms for dense layers and a proven bound for
+        convolutions, never a bare power-iteration estimate.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, ...)
             Points to certify.
-        method : {"auto", "pairwise", "tsuzuku", "kesidis", "local"}, \
-                default="auto"
-            Which certificate.
+        method : {"auto", "global_pairwise", "global_l2", "global_linf", \
+                "local_quadratic"}, default="auto"
+            Which certificate. The former names ``"pairwise"``,
+            ``"tsuzuku"``, ``"kesidis"`` and ``"local"`` still work, with a
+            FutureWarning.
 
         Returns
         -------

@@ -22,16 +22,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from sk_margin.nets._conv import conv2d_spectral_norm_bound
 from sk_margin.nets._layers import (
-    _DROPOUTS,
-    _RULES,
-    _SUPPORTED,
-    _config_error,
-    _eval_mode,
-    _rule,
-    _type_name,
-    _upper,
-    conv2d_spectral_norm_bound,
+    describe,
+    eval_mode,
+    sequential_layers,
+    trace_input_shapes,
+    upper,
+)
+from sk_margin.nets._rules import (
+    DROPOUTS,
+    RULES,
+    SUPPORTED,
+    config_error,
+    layer_rule,
 )
 
 __all__ = [
@@ -44,68 +48,25 @@ __all__ = [
 ]
 
 
-def _is_plain_sequential(module):
-    """An ``nn.Sequential``, or a subclass running its children the same way."""
-    names = ("forward", "__iter__", "__call__", "_call_impl")
-    return isinstance(module, nn.Sequential) and all(
-        getattr(type(module), n) is getattr(nn.Sequential, n) for n in names
-    )
-
-
-def _check_hooks(module, where):
-    if module._forward_hooks or module._forward_pre_hooks:
-        raise TypeError(
-            f"Cannot bound the Lipschitz constant of {where}: it has forward "
-            "hooks, which may change its output. Remove them (for spectral or "
-            "weight normalisation use torch.nn.utils.parametrizations instead)."
-        )
-
-
-def _flatten(module, name=""):
-    """``(name, layer)`` pairs in execution order, nested Sequentials opened."""
-    _check_hooks(module, f"'{name}' ({_type_name(module)})" if name else "the module")
-    if _is_plain_sequential(module):
-        out = []
-        # _modules, not named_children(): a layer used twice must count twice.
-        for child_name, child in module._modules.items():
-            out += _flatten(child, f"{name}.{child_name}" if name else child_name)
-        return out
-    return [(name, module)]
-
-
-def _describe(position, name, layer):
-    where = "" if name in ("", str(position)) else f" at '{name}'"
-    return f"layer {position} ({_type_name(layer)}{where})"
-
-
 def _layers(module):
-    """Flattened layers with their bound rules; raises for unsupported ones."""
-    global_hooks = (
-        getattr(torch.nn.modules.module, "_global_forward_hooks", None),
-        getattr(torch.nn.modules.module, "_global_forward_pre_hooks", None),
-    )
-    if any(global_hooks):
-        raise TypeError(
-            "Cannot bound Lipschitz constants while global forward hooks are "
-            "registered (torch.nn.modules.module.register_module_forward_hook)."
-        )
+    """``[(desc, layer, rule)]`` of the walk; raises for unsupported layers."""
     out = []
-    for position, (name, layer) in enumerate(_flatten(module)):
-        desc = _describe(position, name, layer)
-        rule = _rule(layer)
+    for position, (name, layer) in enumerate(sequential_layers(module)):
+        desc = describe(position, name, layer)
+        rule = layer_rule(layer)
         if rule is None:
             hint = ""
             if isinstance(layer, nn.Sequential):
                 hint = " (it overrides how nn.Sequential runs its layers)"
-            elif any(isinstance(layer, cls) for cls, _ in _RULES):
+            elif any(isinstance(layer, cls) for cls, _ in RULES):
                 hint = " (subclasses may compute something else)"
             elif isinstance(layer, nn.Module) and list(layer.children()):
                 hint = " (its forward is unknown: use nn.Sequential containers)"
             raise TypeError(
                 f"Cannot bound the Lipschitz constant of {desc}{hint}: supported "
-                f"layers are {_SUPPORTED}, in nn.Sequential containers."
+                f"layers are {SUPPORTED}, in nn.Sequential containers."
             )
-        reason = _config_error(layer)
+        reason = config_error(layer)
         if reason is not None:
             raise ValueError(
                 f"Cannot bound the Lipschitz constant of {desc}: {reason}."
@@ -115,7 +76,7 @@ def _layers(module):
 
 
 def _analyse(module, input_shape):
-    """``[(desc, layer, in_shape, bound)]``; call inside :func:`_eval_mode`."""
+    """``[(desc, layer, in_shape, bound)]``; call inside :func:`eval_mode`."""
     layers = _layers(module)
     try:
         input_shape = tuple(int(v) for v in input_shape)
@@ -130,18 +91,16 @@ def _analyse(module, input_shape):
     dtype = ref.dtype if ref is not None else torch.float32
     device = ref.device if ref is not None else "cpu"
     x = torch.zeros((1, *input_shape), dtype=dtype, device=device)
-    out = []
-    for desc, layer, rule in layers:
-        in_shape = tuple(x.shape)
-        try:
-            x = layer(x)
-        except (RuntimeError, ValueError, TypeError) as err:
-            raise ValueError(
-                f"input_shape={input_shape} does not fit {desc}, which fails on "
-                f"an input of shape {in_shape}: {err}"
-            ) from err
-        out.append((desc, layer, in_shape, rule(layer, in_shape)))
-    return out
+    shapes = trace_input_shapes(
+        [layer for _, layer, _ in layers],
+        x,
+        what=f"input_shape={input_shape}",
+        describe_as=[desc for desc, _, _ in layers],
+    )
+    return [
+        (desc, layer, in_shape, rule(layer, in_shape))
+        for (desc, layer, rule), in_shape in zip(layers, shapes, strict=True)
+    ]
 
 
 def layer_lipschitz_bounds(module, input_shape):
@@ -258,18 +217,18 @@ def lipschitz_bound(module, input_shape):
     4.0
     """
     bounds = [bound for _, _, bound in layer_lipschitz_bounds(module, input_shape)]
-    return _upper(math.prod(bounds))
+    return upper(math.prod(bounds))
 
 
 def _records(module, input_shape):
-    with _eval_mode(module):
+    with eval_mode(module):
         return _analyse(module, input_shape)
 
 
 def _head(records, caller):
     """Float64 weight of the last ``nn.Linear`` and the bound of what precedes it."""
     last = len(records) - 1
-    while last >= 0 and isinstance(records[last][1], (nn.Identity, *_DROPOUTS)):
+    while last >= 0 and isinstance(records[last][1], (nn.Identity, *DROPOUTS)):
         last -= 1
     if last < 0 or not isinstance(records[last][1], nn.Linear):
         got = "no layer" if last < 0 else records[last][0]
@@ -284,18 +243,18 @@ def _head(records, caller):
             f"input of shape {in_shape}; flatten its input first."
         )
     weight = layer.weight.detach().to("cpu", torch.float64).numpy()
-    prefix = _upper(math.prod(bound for _, _, _, bound in records[:last]))
+    prefix = upper(math.prod(bound for _, _, _, bound in records[:last]))
     return weight, prefix
 
 
 def _linf(weight, prefix):
-    return _upper(np.linalg.norm(weight, axis=1).max() * prefix)
+    return upper(np.linalg.norm(weight, axis=1).max() * prefix)
 
 
 def _pairwise(weight, prefix):
     # Row by row (not via Gram matrices, whose cancellation could round down).
     norms = np.stack([np.linalg.norm(w - weight, axis=1) for w in weight])
-    bounds = norms * _upper(prefix)
+    bounds = norms * upper(prefix)
     np.fill_diagonal(bounds, 0.0)
     return bounds
 
@@ -325,7 +284,7 @@ def network_lipschitz_bounds(module, input_shape):
     """
     records = _records(module, input_shape)
     weight, prefix = _head(records, "network_lipschitz_bounds")
-    l2 = _upper(math.prod(bound for _, _, _, bound in records))
+    l2 = upper(math.prod(bound for _, _, _, bound in records))
     return l2, _linf(weight, prefix), _pairwise(weight, prefix)
 
 
@@ -353,7 +312,7 @@ def linf_lipschitz_bound(module, input_shape):
     ``|f_i(x) - f_i(y)| = |<w_i, h(x) - h(y)>| <= ||w_i||_2 ||h(x) - h(y)||_2``
     for the features ``h`` feeding the last layer. Used in the radius
     ``mu / (2 L_inf)`` of Kesidis, Miller & Xiang, Theorem 2.1 (see
-    :func:`sk_margin.certify.kesidis_radius`).
+    :func:`sk_margin.certify.linf_lipschitz_radius`).
 
     References
     ----------

@@ -12,15 +12,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from sk_margin.certify import theorem21_radius
+from sk_margin.certify import BISECTION_STEPS, ROUNDING_SLACK, local_lipschitz_radius
 from sk_margin.margins import score_gaps
+from sk_margin.nets._layers import sequential_layers
 
-__all__ = ["derivative_range", "hidden_layers", "local_radius", "one_hidden_layer"]
+__all__ = [
+    "derivative_range",
+    "hidden_layers",
+    "local_quadratic_radius",
+    "one_hidden_layer",
+]
 
 _PASSTHROUGH = (nn.Flatten, nn.Identity, nn.Dropout)
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Softplus, nn.Tanh, nn.Sigmoid)
-# Radii are shrunk by this relative amount to absorb floating-point rounding.
-_ROUNDING_SLACK = 1e-9
 
 
 def hidden_layers(module):
@@ -40,9 +44,8 @@ def hidden_layers(module):
     layers : tuple or None
         The three layers, or None when the network has another form.
     """
-    if not isinstance(module, nn.Sequential):
-        return None
-    layers = [m for m in module if not isinstance(m, _PASSTHROUGH)]
+    walked = sequential_layers(module, check_hooks=False)
+    layers = [m for _, m in walked if not isinstance(m, _PASSTHROUGH)]
     if not (
         len(layers) == 3
         and isinstance(layers[0], nn.Linear)
@@ -136,7 +139,7 @@ def derivative_range(activation, lo, hi):
     raise TypeError(f"No derivative range for {type(activation).__name__}.")
 
 
-def local_radius(module, X, *, n_steps=20):
+def local_quadratic_radius(module, X, *, n_steps=BISECTION_STEPS):
     """Certified l2 radii by Theorem 2.1 with Proposition 2.2, bias included.
 
     For ``g = f_c - f_j`` with ``d = w_c - w_j`` (rows of the last layer),
@@ -157,7 +160,7 @@ def local_radius(module, X, *, n_steps=20):
         mode.
     X : ndarray of shape (n_samples, n_features)
         Points to certify, float64.
-    n_steps : int, default=20
+    n_steps : int, default=BISECTION_STEPS
         Bisection steps over ``R``.
 
     Returns
@@ -170,7 +173,7 @@ def local_radius(module, X, *, n_steps=20):
         raise ValueError(
             "The local certificate needs a one-hidden-layer network "
             "Linear -> activation (ReLU, LeakyReLU, Softplus, Tanh, Sigmoid) -> "
-            "Linear; use method='pairwise' for other networks."
+            "Linear; use method='global_pairwise' for other networks."
         )
     U, b, act, W, c = parts
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
@@ -198,5 +201,5 @@ def local_radius(module, X, *, n_steps=20):
         with np.errstate(divide="ignore", invalid="ignore"):
             grad0 = local(np.zeros(len(rows)), np.arange(len(rows)))
             upper = np.where(gaps[rows] > 0, gaps[rows] / grad0, 0.0).min(axis=1)
-        radius[rows] = theorem21_radius(gaps[rows], local, upper, n_steps=n_steps)
-    return radius * (1.0 - _ROUNDING_SLACK)
+        radius[rows] = local_lipschitz_radius(gaps[rows], local, upper, n_steps=n_steps)
+    return radius * (1.0 - ROUNDING_SLACK)

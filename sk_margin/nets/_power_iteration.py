@@ -6,11 +6,14 @@ differentiable w.r.t. the weights.
 :class:`PowerIterationLipschitz` multiplies per-layer constants, taking the
 spectral norms of dense and convolution layers from one persistent
 power-iteration step per call (Tsuzuku, Sato & Sugiyama, 2018): over training
-the estimate approaches their product from *below*. Every other layer uses
-the rule of :mod:`sk_margin.nets`, the same as the sound bounds of
-:mod:`sk_margin.nets`, batch norms as a differentiable torch value.
+the estimate approaches their product from *below*. It walks the network
+as the sound bounds do (:func:`sk_margin.nets._layers.sequential_layers`: a
+layer used twice counts twice) and every other layer uses their per-layer
+rule (:mod:`sk_margin.nets._rules`), batch norms as a differentiable torch
+value.
 
-Certificates need upper bounds: use :mod:`sk_margin.nets` for them.
+Certificates need upper bounds: use :func:`sk_margin.nets.lipschitz_bound`
+and the other sound bounds for them.
 """
 
 import torch
@@ -18,51 +21,44 @@ from torch import nn
 from torch.nn.modules import batchnorm
 
 from sk_margin.nets._layers import (
-    _POOLS,
-    _RULES,
-    _config_error,
-    _eval_mode,
-    _rule,
+    eval_mode,
+    sequential_layers,
+    trace_input_shapes,
+    type_name,
+)
+from sk_margin.nets._rules import (
+    POOLS,
+    RULES,
     batchnorm_scale,
+    config_error,
+    layer_rule,
 )
 
 __all__ = ["PowerIterationLipschitz"]
 
 _TINY = 1e-12
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_SHAPED = (*_CONV, *_POOLS)  # layers whose value depends on the input shape
+_SHAPED = (*_CONV, *POOLS)  # layers whose value depends on the input shape
 _TABLE_ONLY = ", ".join(
     f"nn.{cls.__name__}"
-    for cls, _ in _RULES
+    for cls, _ in RULES
     if not issubclass(cls, (nn.Linear, nn.Conv2d, batchnorm._BatchNorm))
 )
 
 
 def _cannot_bound(name, layer, reason):
-    return TypeError(
-        f"Cannot bound the Lipschitz constant of layer '{name}' "
-        f"({type(layer).__name__}){reason}"
-    )
-
-
-def _leaves(module):
-    """``(name, layer)`` for the leaf modules, each module once."""
-    leaves = []
-    for name, layer in module.named_modules():
-        if not next(layer.children(), None):
-            leaves.append((name, layer))
-        elif next(layer.parameters(recurse=False), None) is not None:
-            raise _cannot_bound(
-                name, layer, ": it holds parameters outside its sub-modules."
-            )
-    return leaves
+    where = f"layer '{name}' ({type_name(layer)})" if name else type_name(layer)
+    hint = ""
+    if isinstance(layer, nn.Module) and next(layer.children(), None) is not None:
+        hint = " (its forward is unknown: use nn.Sequential containers)"
+    return TypeError(f"Cannot bound the Lipschitz constant of {where}{hint}{reason}")
 
 
 class PowerIterationLipschitz:
     """Persistent power-iteration estimate of a network's l2 Lipschitz constant.
 
     ``estimate(module, X)``, or calling the instance, returns the product
-    over the leaf modules of ``module`` of per-layer constants, a scalar
+    over the layers of ``module`` of per-layer constants, a scalar
     tensor differentiable w.r.t. the weights. The power-iteration vectors
     persist from call to call, so that one step per call (one per training
     step, as in LMT) is enough for the estimate to converge.
@@ -73,16 +69,18 @@ class PowerIterationLipschitz:
         Power-iteration vector (input side) per layer name.
     input_shapes_ : dict of str to tuple of int
         Per-sample input shape of each convolution and pooling layer, found
-        once from an eval-mode forward pass of ``X[:1]``.
+        once from an eval-mode pass of ``X[:1]`` through the chain.
     lipschitz_ : torch.Tensor or None
         The estimate returned by the last call (detached).
 
     Notes
     -----
     ``L`` is an *estimate* (from below, at every step) of the product bound
-    ``prod_l Lip(layer_l)`` over the leaf modules of the network, which is
-    assumed to be their chain: operations written in ``forward`` (``F.relu``,
-    residual additions, reused layers) are invisible and taken as 1-Lipschitz.
+    ``prod_l Lip(layer_l)`` of :func:`sk_margin.nets.lipschitz_bound`, over
+    the same chain: the layers of an ``nn.Sequential``, nested ones opened, in
+    execution order, a layer used twice counted twice. A container with its
+    own ``forward`` is one layer, which no rule covers: a TypeError names it.
+    Forward hooks are not checked here (the sound bounds refuse them).
     ``nn.Linear`` and ``nn.Conv1d/2d/3d`` layers contribute their spectral
     norm (bias excluded), estimated by *one* power-iteration step per call
     with vectors kept in ``power_iterates_`` across calls. Convolutions use
@@ -131,7 +129,8 @@ class PowerIterationLipschitz:
         Parameters
         ----------
         module : torch.nn.Module
-            The network, treated as the chain of its leaf modules.
+            The network: an ``nn.Sequential`` of supported layers, possibly
+            nested.
         X : torch.Tensor, default=None
             The input batch; needed once, to find the input shape of
             convolution and pooling layers.
@@ -145,11 +144,14 @@ class PowerIterationLipschitz:
             raise TypeError(
                 f"module must be a torch.nn.Module, got {type(module).__name__}."
             )
-        leaves = _leaves(module)
-        shaped = [(name, layer) for name, layer in leaves if isinstance(layer, _SHAPED)]
-        self._find_input_shapes(module, X, shaped)
+        layers = sequential_layers(module, check_hooks=False)
+        if any(
+            isinstance(layer, _SHAPED) and name not in self.input_shapes_
+            for name, layer in layers
+        ):
+            self._find_input_shapes(module, X, layers)
         lipschitz = torch.ones((), dtype=torch.get_default_dtype())
-        for name, layer in leaves:
+        for name, layer in layers:
             lipschitz = lipschitz * self._layer_lipschitz(name, layer)
         self.lipschitz_ = lipschitz.detach()
         return lipschitz
@@ -157,32 +159,17 @@ class PowerIterationLipschitz:
     __call__ = estimate
 
     def _find_input_shapes(self, module, X, layers):
-        """Per-sample input shapes of ``layers``, from an eval forward of ``X[:1]``."""
-        if all(name in self.input_shapes_ for name, _ in layers):
-            return
+        """Per-sample input shapes of the layers, from a pass of ``X[:1]``."""
         if not isinstance(X, torch.Tensor):
             raise ValueError(
                 f"{type(self).__name__} needs X, the input batch, to find the "
                 "input shape of the convolution and pooling layers."
             )
-        shapes = {}
-
-        def hook(layer, args):
-            shapes.setdefault(layer, tuple(args[0].shape[1:]))
-
-        handles = [layer.register_forward_pre_hook(hook) for _, layer in layers]
-        try:
-            with _eval_mode(module):  # no BatchNorm statistics update, no dropout
-                module(X.detach()[:1])
-        finally:
-            for h in handles:
-                h.remove()
-        for name, layer in layers:
-            if layer not in shapes:
-                raise _cannot_bound(
-                    name, layer, ": it does not run in the forward pass of X."
-                )
-            self.input_shapes_[name] = shapes[layer]
+        with eval_mode(module):  # no BatchNorm statistics update, no dropout
+            shapes = trace_input_shapes([layer for _, layer in layers], X.detach()[:1])
+        for (name, layer), shape in zip(layers, shapes, strict=True):
+            if isinstance(layer, _SHAPED):
+                self.input_shapes_[name] = shape[1:]
 
     def _power_step(self, name, apply, weight, shape):
         """One persistent power-iteration step; ``u^T A(W) v``, u, v detached."""
@@ -227,7 +214,7 @@ class PowerIterationLipschitz:
                 layer.weight,
                 (1, *self.input_shapes_[name]),
             )
-        rule = _rule(layer, subclasses=True)
+        rule = layer_rule(layer, subclasses=True)
         if rule is None and not isinstance(layer, batchnorm._BatchNorm):
             raise _cannot_bound(
                 name,
@@ -235,12 +222,12 @@ class PowerIterationLipschitz:
                 ". Supported: nn.Linear, nn.Conv1d/2d/3d, batch norms, "
                 f"{_TABLE_ONLY}, and their subclasses.",
             )
-        reason = _config_error(layer)
+        reason = config_error(layer)
         if reason is not None:
             raise _cannot_bound(name, layer, f": {reason}.")
         if isinstance(layer, batchnorm._BatchNorm):
             return batchnorm_scale(layer).max()
-        if not isinstance(layer, _POOLS):
+        if not isinstance(layer, POOLS):
             return rule(layer, None)
         # Pooling: a constant for a given layer and input shape.
         in_shape = self.input_shapes_[name]
