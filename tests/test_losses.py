@@ -19,10 +19,10 @@ from sk_margin.nets.losses import (
     LCLMTLoss,
     LMTLoss,
     MarginLoss,
-    _orthogonality_penalty,
-    _reduce,
+    reduce_loss,
     resolve_loss,
 )
+from sk_margin.nets.losses._average_margin import _orthogonality_penalty
 
 N, D, H, K = 8, 3, 5, 4
 
@@ -166,8 +166,8 @@ def test_sample_weight_duplicates_and_removes(name):
 
 def test_reduce_checks_the_weight_shape():
     with pytest.raises(ValueError, match=r"expected shape \(3,\)"):
-        _reduce(torch.ones(3), torch.ones(4))
-    assert _reduce(torch.ones(3), torch.zeros(3)).item() == 0.0
+        reduce_loss(torch.ones(3), torch.ones(4))
+    assert reduce_loss(torch.ones(3), torch.zeros(3)).item() == 0.0
 
 
 # ---------------------------------------------------------- gradients ---
@@ -518,11 +518,51 @@ def test_input_gradient_losses_need_a_differentiable_input(loss):
         loss(net(X), y)
 
 
-def test_gradient_margin_checks_q():
+_RANGE = r"must be a float in the range \[0.0, inf\)"
+
+
+@pytest.mark.parametrize(
+    "name, params, match",
+    [
+        ("lmt", {"eps": -1.0}, rf"'eps' parameter of LMTLoss {_RANGE}. Got -1.0"),
+        ("lc_lmt", {"eps": -0.1}, rf"'eps' parameter of LCLMTLoss {_RANGE}"),
+        ("lmt", {"clip": "yes"}, r"'clip' parameter of LMTLoss must be an instance"),
+        ("margin_ratio", {"mu": -1}, rf"'mu' parameter of MarginRatioLoss {_RANGE}"),
+        (
+            "margin_softmax",
+            {"mu": -1},
+            rf"'mu' parameter of MarginSoftmaxLoss {_RANGE}",
+        ),
+        ("normalized_margin", {"mu": -2}, r"'mu' parameter of NormalizedMarginLoss"),
+        ("margin_hinge", {"mu": -1}, rf"'mu' parameter of MarginHingeLoss {_RANGE}"),
+        ("amr", {"lam": -1}, rf"'lam' parameter of AverageMarginLoss {_RANGE}"),
+        ("amr", {"tau": -1}, rf"'tau' parameter of AverageMarginLoss {_RANGE}"),
+        ("amr", {"beta": -1}, rf"'beta' parameter of AverageMarginLoss {_RANGE}"),
+        (
+            "gradient_margin",
+            {"C": -1},
+            rf"'C' parameter of GradientMarginLoss {_RANGE}",
+        ),
+        (
+            "gradient_margin",
+            {"q": 0.5},
+            r"'q' parameter of GradientMarginLoss must be a float in the range "
+            r"\[1.0, inf\]. Got 0.5",
+        ),
+        ("cross_lipschitz", {"lam": -1}, r"'lam' parameter of CrossLipschitzLoss"),
+        ("margin_hinge", {"mu": "1"}, r"'mu' parameter of MarginHingeLoss must be"),
+    ],
+)
+def test_bad_hyperparameters_are_refused_when_the_loss_is_built(name, params, match):
+    with pytest.raises(ValueError, match=match):
+        LOSSES[name](**params)
+
+
+@pytest.mark.parametrize("q", [1, 2, 3.5, math.inf])
+def test_gradient_margin_takes_any_norm_from_one_to_inf(q):
     net = _mlp()
     X, y = _data()
-    with pytest.raises(ValueError, match="q must be >= 1"):
-        _call(GradientMarginLoss(q=0.5), net, X, y)
+    assert torch.isfinite(_call(GradientMarginLoss(q=q), net, X, y))
 
 
 # ----------------------------------------------------- registry, params ---

@@ -11,6 +11,7 @@ from sklearn.datasets import make_blobs
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
+from skorch.callbacks import Callback
 
 from sk_margin import box_constrained_attack
 from sk_margin.nets import MarginNetClassifier
@@ -351,3 +352,44 @@ def test_former_method_names_warn_and_give_the_same_radii(
     assert_allclose(radii, expected)
     with pytest.raises(ValueError, match="method must be one of 'auto', 'global_p"):
         fitted_net.certify(X_test[:5], method="second_order")
+
+
+class _EpochWatch(Callback):
+    """Records every epoch that starts."""
+
+    def __init__(self, started):
+        self.started = started
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.started.append(len(net.history))
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"criterion": "lmt", "criterion__eps": -1.0}, ValueError, "'eps' parameter"),
+        ({"criterion": "margin_hinge", "criterion__mu": -1}, ValueError, "'mu' param"),
+        (
+            {"criterion": "lc_lmt", "criterion__mu": 1.0},
+            ValueError,
+            r"criterion__mu is not a parameter of LCLMTLoss \(criterion='lc_lmt'\); "
+            "its parameters are: criterion__eps, criterion__clip.",
+        ),
+        (
+            {"criterion": "lmt", "criterion__esp": 1.0},
+            ValueError,
+            "Did you mean criterion__eps?",
+        ),
+        ({"reweight_delta": 1.0}, ValueError, r"'reweight_delta' parameter"),
+        ({"max_reweight_rounds": -1}, ValueError, "'max_reweight_rounds' parameter"),
+        ({"module__hidden_sizes": (0,)}, ValueError, "hidden_sizes must be a seq"),
+    ],
+)
+def test_bad_parameters_are_refused_before_any_training(params, error, match, digits):
+    X, _, y, _ = digits
+    net = MarginNetClassifier(max_epochs=1, random_state=0, **params)
+    trained = []
+    net.set_params(callbacks=[("watch", _EpochWatch(trained))])
+    with pytest.raises(error, match=match):
+        net.fit(X[:50], y[:50])
+    assert trained == []  # the error came before the first epoch

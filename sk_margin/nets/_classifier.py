@@ -2,9 +2,11 @@
 
 import copy
 from collections.abc import Mapping
+from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -19,7 +21,7 @@ from sk_margin.margins import label_margin, signed_margin
 from sk_margin.nets._certify import certify_network
 from sk_margin.nets._lipschitz import lipschitz_bound
 from sk_margin.nets._modules import default_module_for
-from sk_margin.nets.losses import MarginLoss, resolve_loss
+from sk_margin.nets.losses import MarginLoss, build_loss
 
 __all__ = ["MarginNetClassifier", "softmax"]
 
@@ -144,6 +146,13 @@ class MarginNetClassifier(NeuralNetClassifier):
     (3,)
     """
 
+    # The parameters of this class (skorch checks its own), checked in fit.
+    _margin_parameter_constraints: dict = {
+        "reweight_delta": [Interval(Real, 1, None, closed="neither")],
+        "max_reweight_rounds": [Interval(Integral, 0, None, closed="left")],
+        "random_state": [None, Interval(Integral, 0, None, closed="left")],
+    }
+
     def __init__(
         self,
         module=None,
@@ -186,10 +195,8 @@ class MarginNetClassifier(NeuralNetClassifier):
         self : MarginNetClassifier
             With ``criterion_`` set.
         """
-        kwargs = self.get_params_for("criterion")
-        self.criterion_ = self.initialized_instance(
-            resolve_loss(self.criterion), kwargs
-        )
+        loss, kwargs = build_loss(self.criterion, self.get_params_for("criterion"))
+        self.criterion_ = self.initialized_instance(loss, kwargs)
         return self
 
     def initialize_module(self):
@@ -260,6 +267,7 @@ class MarginNetClassifier(NeuralNetClassifier):
         self : MarginNetClassifier
             The fitted estimator.
         """
+        self._validate_margin_params()
         continuing = self.warm_start and self.initialized_
         X, y_idx, weights = self._prepare(X, y, sample_weight, reset=not continuing)
         with torch.random.fork_rng():
@@ -296,6 +304,7 @@ class MarginNetClassifier(NeuralNetClassifier):
         self : MarginNetClassifier
             The updated estimator.
         """
+        self._validate_margin_params()
         first = not (self.initialized_ and hasattr(self, "input_shape_"))
         X, y_idx, weights = self._prepare(X, y, sample_weight, first, classes)
         if first:
@@ -332,15 +341,19 @@ class MarginNetClassifier(NeuralNetClassifier):
         weights = _check_sample_weight(sample_weight, X, dtype=np.float32)
         return X, y_idx, weights
 
+    def _validate_margin_params(self):
+        """Check the parameters this class adds to skorch's, before any work."""
+        validate_parameter_constraints(
+            self._margin_parameter_constraints,
+            {name: getattr(self, name) for name in self._margin_parameter_constraints},
+            caller_name=type(self).__name__,
+        )
+
     def _reweights(self):
         return self.max_reweight_rounds > 0 and hasattr(self.criterion_, "mu")
 
     def _reweighting_rounds(self, X, y_idx, weights, fit_params):
         """Kesidis, Miller & Xiang, Section IV: multiply violated weights by delta."""
-        if not self.reweight_delta > 1:
-            raise ValueError(
-                f"reweight_delta must be > 1, got {self.reweight_delta!r}."
-            )
         mu = float(self.criterion_.mu)
         for round_ in range(self.max_reweight_rounds + 1):
             violated = self._signed_margins(X, y_idx) < mu

@@ -1,54 +1,39 @@
-"""The interface of the margin losses: :class:`MarginLoss` and shared helpers.
+"""The interface of the margin losses: :class:`MarginLoss` and its helpers.
 
-The losses themselves, and the registry that selects them by name, are in
-:mod:`sk_margin.nets.losses`.
+A loss subclasses :class:`MarginLoss`, passes its hyperparameters to
+``super().__init__(**params)`` (which stores them as attributes and checks
+them against ``_parameter_constraints``) and supplies its formula:
 
-The loss interface
-------------------
-A loss subclasses :class:`MarginLoss` and implements ::
+- :meth:`MarginLoss.per_sample`, the loss of each sample, of shape (n,);
+- optionally :meth:`MarginLoss.batch_term`, a term added once per batch
+  (e.g. a weight penalty).
 
-    forward(logits, target, *, X=None, module=None, features=None,
-            sample_weight=None) -> scalar tensor
+:meth:`MarginLoss.forward` does the rest, the same for every loss: it checks
+the logits and targets, reduces the per-sample losses to their mean, or to
+``sum(w * l) / sum(w)`` with ``sample_weight`` (:func:`reduce_loss`), and
+adds the batch term. Two class attributes tell the network what to pass:
 
-- ``logits`` (n, K) float and ``target`` (n,) long class indices;
-- ``X`` is the input batch, the very tensor the network received;
-- ``module`` is the torch network (weights, Lipschitz estimates);
-- ``features`` (n, h) is the input of the network's last ``nn.Linear``
-  (penultimate features), captured by a forward hook in the same forward pass;
-- ``sample_weight`` (n,) float or None.
+- ``needs_input_grad = True``: the net calls ``X.requires_grad_(True)``
+  before the forward pass (with gradients enabled, also when validating), so
+  that the loss may differentiate the logits w.r.t. ``X`` with
+  ``create_graph=True`` (double back-propagation); a loss that needs input
+  gradients only for some networks overrides
+  :meth:`MarginLoss.input_grad_needed`;
+- ``needs_features = True``: the net passes ``features``, the input of the
+  network's last ``nn.Linear`` (penultimate features).
 
-It returns the batch mean of the per-sample losses, or
-``sum(w * l) / sum(w)`` when ``sample_weight`` is given (:func:`_reduce` does
-this), plus any batch-level term (e.g. a weight penalty). Two class
-attributes tell the network what to provide:
-
-- ``needs_input_grad = True``: the net calls ``X.requires_grad_(True)`` before
-  the forward pass (with gradients enabled, also when validating), so
-  ``forward`` may differentiate ``logits`` w.r.t. ``X`` with
-  ``create_graph=True`` (double back-propagation);
-- ``needs_features = True``: the net passes ``features``.
-
-A loss that needs input gradients only for some networks (e.g. when it has a
-closed form for others) overrides :meth:`MarginLoss.input_grad_needed`, which
-the net asks before every forward pass; by default it returns
-``needs_input_grad``.
-
-Adding your own loss takes a subclass; pass the class (or an instance) as the
-criterion, e.g. ``MarginNetClassifier(criterion=SquaredHinge,
-criterion__mu=2.0)``:
+A custom loss, e.g. a squared hinge, passed as
+``MarginNetClassifier(criterion=SquaredHinge, criterion__mu=2.0)``:
 
 >>> import torch
->>> from sk_margin.nets.losses import MarginLoss, _reduce
+>>> from sk_margin.nets.losses import MarginLoss, runner_up, target_score
 >>> class SquaredHinge(MarginLoss):
 ...     def __init__(self, mu=1.0):
-...         super().__init__()
-...         self.mu = mu
+...         super().__init__(mu=mu)
 ...
-...     def forward(self, logits, target, *, sample_weight=None, **unused):
-...         f_c = logits.gather(1, target[:, None])[:, 0]
-...         runner_up = logits.scatter(1, target[:, None], -torch.inf).amax(1)
-...         per_sample = torch.relu(runner_up + self.mu - f_c) ** 2
-...         return _reduce(per_sample, sample_weight)
+...     def per_sample(self, logits, target, **inputs):
+...         margin = target_score(logits, target) - runner_up(logits, target)[0]
+...         return torch.relu(self.mu - margin) ** 2
 >>> SquaredHinge(mu=1.0)(torch.tensor([[2.0, 0.5], [0.0, 0.2]]), torch.tensor([0, 0]))
 tensor(0.7200)
 """
@@ -56,12 +41,19 @@ tensor(0.7200)
 import inspect
 
 import torch
+from sklearn.utils._param_validation import validate_parameter_constraints
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["MarginLoss"]
+__all__ = [
+    "CrossEntropyMarginLoss",
+    "MarginLoss",
+    "reduce_loss",
+    "runner_up",
+    "target_score",
+]
 
-_TINY = 1e-12
+TINY = 1e-12
 _KEYWORD_KINDS = (
     inspect.Parameter.POSITIONAL_OR_KEYWORD,
     inspect.Parameter.KEYWORD_ONLY,
@@ -69,11 +61,27 @@ _KEYWORD_KINDS = (
 
 
 # ----------------------------------------------------------------- helpers ---
-def _reduce(per_sample, sample_weight):
-    """Batch mean of ``per_sample``, or ``sum(w * l) / sum(w)`` with weights.
+def reduce_loss(per_sample, sample_weight=None):
+    """Batch mean of per-sample losses, or their weighted mean.
 
-    A weight of 2 counts a sample twice, a weight of 0 removes it; all-zero
-    weights give 0.
+    Parameters
+    ----------
+    per_sample : torch.Tensor of shape (n_samples,)
+        The loss of each sample.
+    sample_weight : torch.Tensor or array-like of shape (n_samples,), default=None
+        Weights: a weight of 2 counts a sample twice, a weight of 0 removes it.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        ``mean(l)``, or ``sum(w * l) / sum(w)`` (0 when all weights are 0).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_margin.nets.losses import reduce_loss
+    >>> reduce_loss(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 0.0]))
+    tensor(1.)
     """
     if sample_weight is None:
         return per_sample.mean()
@@ -83,10 +91,50 @@ def _reduce(per_sample, sample_weight):
             f"sample_weight has shape {tuple(w.shape)}, but the batch has "
             f"{per_sample.shape[0]} samples; expected shape ({per_sample.shape[0]},)."
         )
-    return (w * per_sample).sum() / w.sum().clamp_min(_TINY)
+    return (w * per_sample).sum() / w.sum().clamp_min(TINY)
 
 
-def _check_inputs(logits, target):
+def target_score(scores, target):
+    """``scores[i, target[i]]`` for every row.
+
+    Parameters
+    ----------
+    scores : torch.Tensor of shape (n_samples, n_classes)
+        Logits, or any per-class scores.
+    target : torch.Tensor of shape (n_samples,)
+        Class indices (long).
+
+    Returns
+    -------
+    score : torch.Tensor of shape (n_samples,)
+        The score of each row's target class.
+    """
+    return scores.gather(1, target[:, None])[:, 0]
+
+
+def runner_up(scores, target):
+    """Largest score over the classes ``j != target``, masked by index.
+
+    Parameters
+    ----------
+    scores : torch.Tensor of shape (n_samples, n_classes)
+        Logits, or any per-class scores.
+    target : torch.Tensor of shape (n_samples,)
+        Class indices (long).
+
+    Returns
+    -------
+    values, indices : torch.Tensor of shape (n_samples,)
+        The largest score of the other classes and its class, as from
+        :func:`torch.max`. Ties with the target score are kept, so the margin
+        ``target_score - values`` of a tie is exactly 0.
+    """
+    masked = scores.scatter(1, target[:, None], -torch.inf)
+    return masked.max(1)
+
+
+def check_loss_inputs(logits, target):
+    """``target`` as long class indices, after checking both shapes."""
     if logits.ndim != 2 or logits.shape[1] < 2:
         raise ValueError(
             "logits must have shape (n_samples, n_classes) with n_classes >= 2, "
@@ -99,41 +147,111 @@ def _check_inputs(logits, target):
     return target.long()
 
 
-def _gather(scores, target):
-    """``scores[i, target[i]]`` for every row."""
-    return scores.gather(1, target[:, None])[:, 0]
-
-
-def _runner_up(scores, target):
-    """Largest score over ``j != target`` (the target is masked by index)."""
-    masked = scores.scatter(1, target[:, None], -torch.inf)
-    return masked.max(1)
-
-
-def _log_softplus(z):
+def log_softplus(z):
     """``log(softplus(z))`` without underflow: it tends to ``z`` as z -> -inf."""
     safe = z.clamp_min(-20.0)  # keeps the unused branch finite for autograd
     return torch.where(z > -20.0, torch.log(F.softplus(safe)), z)
 
 
+def hyperparameter_names(cls):
+    """Names of the keyword arguments of ``cls.__init__``, or None for ``**kwargs``."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in _KEYWORD_KINDS]
+
+
 # -------------------------------------------------------------- interface ---
 class MarginLoss(nn.Module):
-    """Base class of the margin losses; subclasses implement ``forward``.
+    """Base class of the margin losses: one ``forward``, each loss its formula.
 
-    See the module docstring for the interface. ``needs_input_grad`` and
-    ``needs_features`` are class attributes read by the network.
+    Subclasses pass their hyperparameters to ``super().__init__(**params)``
+    and implement :meth:`per_sample` (and optionally :meth:`batch_term`); see
+    the module docstring of :mod:`sk_margin.nets.losses` for an example.
+
+    Parameters
+    ----------
+    **params : dict
+        Hyperparameters, stored as attributes of the same name (so that
+        skorch's ``criterion__name`` routing and ``GridSearchCV`` reach them)
+        and checked against the class's ``_parameter_constraints`` (the
+        constraints of :func:`sklearn.utils._param_validation` such as
+        ``Interval(Real, 0, None, closed="left")``): a value out of range is
+        an ``InvalidParameterError`` (a ``ValueError``) naming the parameter,
+        raised when the loss is built, before any training.
     """
 
     needs_input_grad = False
     needs_features = False
+    _parameter_constraints: dict = {}
 
-    def __init__(self):
+    def __init__(self, **params):
         super().__init__()
+        for name, value in params.items():
+            setattr(self, name, value)
+        self._validate_hyperparameters(params)
+
+    def _validate_hyperparameters(self, params):
+        constraints = {
+            name: c for name, c in self._parameter_constraints.items() if name in params
+        }
+        validate_parameter_constraints(
+            constraints, params, caller_name=type(self).__name__
+        )
+
+    def per_sample(self, logits, target, *, X=None, module=None, features=None):
+        """The loss of each sample, before reduction.
+
+        Parameters
+        ----------
+        logits : torch.Tensor of shape (n_samples, n_classes)
+            Decision scores of the network.
+        target : torch.Tensor of shape (n_samples,)
+            Class indices (long), checked.
+        X : torch.Tensor, default=None
+            The input batch the network received; requires grad when
+            ``needs_input_grad`` is True.
+        module : torch.nn.Module, default=None
+            The network, for losses that read its weights.
+        features : torch.Tensor of shape (n_samples, n_features), default=None
+            Input of the network's last ``nn.Linear`` (``needs_features``).
+
+        Returns
+        -------
+        loss : torch.Tensor of shape (n_samples,)
+            One loss per sample.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement per_sample(logits, target, ...)."
+        )
+
+    def batch_term(self, logits, target, *, X=None, module=None, features=None):
+        """A term added once per batch, after the reduction; None for none.
+
+        Parameters
+        ----------
+        logits : torch.Tensor of shape (n_samples, n_classes)
+            Decision scores of the network.
+        target : torch.Tensor of shape (n_samples,)
+            Class indices (long), checked.
+        X : torch.Tensor, default=None
+            The input batch.
+        module : torch.nn.Module, default=None
+            The network.
+        features : torch.Tensor of shape (n_samples, n_features), default=None
+            Input of the network's last ``nn.Linear``.
+
+        Returns
+        -------
+        term : torch.Tensor or None
+            A scalar, or None.
+        """
+        return None
 
     def forward(
         self, logits, target, *, X=None, module=None, features=None, sample_weight=None
     ):
-        """Loss of a batch.
+        """Loss of a batch: the reduced per-sample losses plus the batch term.
 
         Parameters
         ----------
@@ -154,12 +272,14 @@ class MarginLoss(nn.Module):
         Returns
         -------
         loss : torch.Tensor
-            Scalar: the (weighted) batch mean of the per-sample losses, plus
-            any batch-level term.
+            Scalar: the (weighted) batch mean of :meth:`per_sample`, plus
+            :meth:`batch_term`.
         """
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement forward(logits, target, ...)."
-        )
+        target = check_loss_inputs(logits, target)
+        inputs = {"X": X, "module": module, "features": features}
+        loss = reduce_loss(self.per_sample(logits, target, **inputs), sample_weight)
+        extra = self.batch_term(logits, target, **inputs)
+        return loss if extra is None else loss + extra
 
     def input_grad_needed(self, module):
         """Whether the net must make the input batch require grad.
@@ -184,9 +304,25 @@ class MarginLoss(nn.Module):
         text : str
             ``name=value`` pairs of the ``__init__`` keyword arguments.
         """
-        params = inspect.signature(type(self).__init__).parameters.values()
-        names = [p.name for p in params if p.kind in _KEYWORD_KINDS][1:]
+        names = hyperparameter_names(type(self)) or []
         return ", ".join(f"{n}={getattr(self, n, None)!r}" for n in names)
 
 
-_FORWARD_DOC = MarginLoss.forward.__doc__
+class CrossEntropyMarginLoss(MarginLoss):
+    """Plain cross-entropy, the baseline: ``-log softmax(f)_y``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_margin.nets.losses import CrossEntropyMarginLoss
+    >>> CrossEntropyMarginLoss()(torch.zeros(2, 4), torch.tensor([0, 3]))
+    tensor(1.3863)
+    """
+
+    def __init__(self):
+        super().__init__()
+
+    def per_sample(self, logits, target, *, X=None, module=None, features=None):
+        return F.cross_entropy(logits, target, reduction="none")
+
+    per_sample.__doc__ = MarginLoss.per_sample.__doc__

@@ -7,19 +7,18 @@ whose margin constraint is violated is run by
 """
 
 import math
+from numbers import Real
 
 import torch
+from sklearn.utils._param_validation import Interval
 from torch.nn import functional as F
 
 from sk_margin.nets.losses._base import (
-    _FORWARD_DOC,
-    _TINY,
+    TINY,
     MarginLoss,
-    _check_inputs,
-    _gather,
-    _log_softplus,
-    _reduce,
-    _runner_up,
+    log_softplus,
+    runner_up,
+    target_score,
 )
 
 __all__ = [
@@ -30,13 +29,16 @@ __all__ = [
 ]
 
 
-def _check_mu(mu, name):
-    if not mu >= 0:
-        raise ValueError(f"{name}: mu must be >= 0, got {mu!r}.")
-    return float(mu)
+class _KesidisLoss(MarginLoss):
+    """A margin objective of Kesidis et al.: one hyperparameter, the margin."""
+
+    _parameter_constraints: dict = {"mu": [Interval(Real, 0, None, closed="left")]}
+
+    def __init__(self, mu=1.0):
+        super().__init__(mu=mu)
 
 
-class MarginRatioLoss(MarginLoss):
+class MarginRatioLoss(_KesidisLoss):
     """Margin-ratio loss, eq. 6 of Kesidis, Miller & Xiang.
 
     ``-log(s_c / ((C-1) mu + sum_{i != c} s_i))`` with ``s = softplus(f)``.
@@ -44,7 +46,7 @@ class MarginRatioLoss(MarginLoss):
     Parameters
     ----------
     mu : float, default=1.0
-        Required margin.
+        Required margin, ``>= 0``.
 
     Notes
     -----
@@ -62,27 +64,19 @@ class MarginRatioLoss(MarginLoss):
     ``s_c > sum_{i != c} (s_i + mu)``, which implies the margin ``mu``.
     """
 
-    def __init__(self, mu=1.0):
-        super().__init__()
-        self.mu = mu
-
-    def forward(
-        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
-    ):
-        target = _check_inputs(logits, target)
-        mu = _check_mu(self.mu, type(self).__name__)
-        log_s = _log_softplus(logits)
+    def per_sample(self, logits, target, *, X=None, module=None, features=None):
+        mu = float(self.mu)
+        log_s = log_softplus(logits)
         others = log_s.scatter(1, target[:, None], -torch.inf)
         extra = (logits.shape[1] - 1) * mu
         log_mu = torch.full_like(log_s[:, :1], math.log(extra) if extra else -math.inf)
         log_den = torch.logsumexp(torch.cat([others, log_mu], 1), 1)
-        per_sample = log_den - _gather(log_s, target)
-        return _reduce(per_sample, sample_weight)
+        return log_den - target_score(log_s, target)
 
-    forward.__doc__ = _FORWARD_DOC
+    per_sample.__doc__ = MarginLoss.per_sample.__doc__
 
 
-class MarginSoftmaxLoss(MarginLoss):
+class MarginSoftmaxLoss(_KesidisLoss):
     """Cross-entropy with ``mu`` added to the non-target logits (eq. 7).
 
     Eq. 7 of Kesidis, Miller & Xiang: LMT with a fixed margin ``mu`` in place
@@ -91,22 +85,14 @@ class MarginSoftmaxLoss(MarginLoss):
     Parameters
     ----------
     mu : float, default=1.0
-        Required margin.
+        Required margin, ``>= 0``.
     """
 
-    def __init__(self, mu=1.0):
-        super().__init__()
-        self.mu = mu
-
-    def forward(
-        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
-    ):
-        target = _check_inputs(logits, target)
+    def per_sample(self, logits, target, *, X=None, module=None, features=None):
         shift = torch.full_like(logits, float(self.mu)).scatter(1, target[:, None], 0.0)
-        per_sample = F.cross_entropy(logits + shift, target, reduction="none")
-        return _reduce(per_sample, sample_weight)
+        return F.cross_entropy(logits + shift, target, reduction="none")
 
-    forward.__doc__ = _FORWARD_DOC
+    per_sample.__doc__ = MarginLoss.per_sample.__doc__
 
 
 _HINGE_NOTE = """
@@ -121,7 +107,7 @@ _HINGE_NOTE = """
 """
 
 
-class NormalizedMarginLoss(MarginLoss):
+class NormalizedMarginLoss(_KesidisLoss):
     """Normalised margin violation, eq. 8 of Kesidis, Miller & Xiang.
 
     ``[max_{i != c} s_i + mu - s_c]_+ / ((C-1) mu + sum_j s_j)`` with
@@ -130,7 +116,7 @@ class NormalizedMarginLoss(MarginLoss):
     Parameters
     ----------
     mu : float, default=1.0
-        Required margin.
+        Required margin, ``>= 0``.
 
     Notes
     -----
@@ -140,25 +126,17 @@ class NormalizedMarginLoss(MarginLoss):
 
     __doc__ += _HINGE_NOTE
 
-    def __init__(self, mu=1.0):
-        super().__init__()
-        self.mu = mu
-
-    def forward(
-        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
-    ):
-        target = _check_inputs(logits, target)
-        mu = _check_mu(self.mu, type(self).__name__)
+    def per_sample(self, logits, target, *, X=None, module=None, features=None):
+        mu = float(self.mu)
         s = F.softplus(logits)
-        violation = _runner_up(s, target)[0] + mu - _gather(s, target)
+        violation = runner_up(s, target)[0] + mu - target_score(s, target)
         denominator = (logits.shape[1] - 1) * mu + s.sum(1)
-        per_sample = violation.clamp_min(0.0) / denominator.clamp_min(_TINY)
-        return _reduce(per_sample, sample_weight)
+        return violation.clamp_min(0.0) / denominator.clamp_min(TINY)
 
-    forward.__doc__ = _FORWARD_DOC
+    per_sample.__doc__ = MarginLoss.per_sample.__doc__
 
 
-class MarginHingeLoss(MarginLoss):
+class MarginHingeLoss(_KesidisLoss):
     """Margin hinge, eq. 9 of Kesidis, Miller & Xiang.
 
     ``[max_{i != c} f_i + mu - f_c]_+`` on the raw logits.
@@ -166,7 +144,7 @@ class MarginHingeLoss(MarginLoss):
     Parameters
     ----------
     mu : float, default=1.0
-        Required margin.
+        Required margin, ``>= 0``.
 
     Notes
     -----
@@ -176,16 +154,8 @@ class MarginHingeLoss(MarginLoss):
 
     __doc__ += _HINGE_NOTE
 
-    def __init__(self, mu=1.0):
-        super().__init__()
-        self.mu = mu
+    def per_sample(self, logits, target, *, X=None, module=None, features=None):
+        violation = runner_up(logits, target)[0] + float(self.mu)
+        return (violation - target_score(logits, target)).clamp_min(0.0)
 
-    def forward(
-        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
-    ):
-        target = _check_inputs(logits, target)
-        violation = _runner_up(logits, target)[0] + float(self.mu)
-        per_sample = (violation - _gather(logits, target)).clamp_min(0.0)
-        return _reduce(per_sample, sample_weight)
-
-    forward.__doc__ = _FORWARD_DOC
+    per_sample.__doc__ = MarginLoss.per_sample.__doc__

@@ -7,21 +7,15 @@ name through :data:`sk_margin.nets.losses.LOSSES`.
 """
 
 import math
+from numbers import Real
 
 import torch
+from sklearn.utils._param_validation import Interval
 from torch import nn
 from torch.nn import functional as F
 
 from sk_margin.nets._power_iteration import PowerIterationLipschitz
-from sk_margin.nets.losses._base import (
-    _FORWARD_DOC,
-    _TINY,
-    MarginLoss,
-    _check_inputs,
-    _gather,
-    _reduce,
-    _runner_up,
-)
+from sk_margin.nets.losses._base import TINY, MarginLoss, runner_up, target_score
 
 __all__ = ["LCLMTLoss", "LMTLoss"]
 
@@ -30,11 +24,13 @@ class _LipschitzMarginLoss(MarginLoss):
     """Shared code of LMT and LC-LMT: the Lipschitz estimate and the inflation."""
 
     _runner_up_only = False
+    _parameter_constraints: dict = {
+        "eps": [Interval(Real, 0, None, closed="left")],
+        "clip": ["boolean"],
+    }
 
     def __init__(self, eps=0.5, *, clip=False):
-        super().__init__()
-        self.eps = eps
-        self.clip = clip
+        super().__init__(eps=eps, clip=clip)
         self._estimator = PowerIterationLipschitz()
 
     @property
@@ -75,27 +71,23 @@ class _LipschitzMarginLoss(MarginLoss):
             )
         return self._estimator(module, X)
 
-    def forward(
-        self, logits, target, *, X=None, module=None, features=None, sample_weight=None
-    ):
-        target = _check_inputs(logits, target)
+    def per_sample(self, logits, target, *, X=None, module=None, features=None):
         lipschitz = self.lipschitz_estimate(module, X).to(logits)
         amount = math.sqrt(2.0) * self.eps * lipschitz
-        runner_val, runner_idx = _runner_up(logits, target)
+        runner_val, runner_idx = runner_up(logits, target)
         if self._runner_up_only:
             where = F.one_hot(runner_idx, logits.shape[1]).to(logits)
         else:
             where = torch.ones_like(logits).scatter(1, target[:, None], 0.0)
         if self.clip:
-            margin = (_gather(logits, target) - runner_val).detach()
+            margin = (target_score(logits, target) - runner_val).detach()
             full = amount.detach()
-            factor = (margin / full.clamp_min(_TINY)).clamp(0.0, 1.0)
+            factor = (margin / full.clamp_min(TINY)).clamp(0.0, 1.0)
             amount = torch.where(full > 0, factor, 0.0) * amount
         inflated = logits + amount.reshape(-1, 1) * where
-        per_sample = F.cross_entropy(inflated, target, reduction="none")
-        return _reduce(per_sample, sample_weight)
+        return F.cross_entropy(inflated, target, reduction="none")
 
-    forward.__doc__ = _FORWARD_DOC
+    per_sample.__doc__ = MarginLoss.per_sample.__doc__
 
 
 _LMT_NOTES = """
@@ -145,7 +137,7 @@ class LMTLoss(_LipschitzMarginLoss):
     Parameters
     ----------
     eps : float, default=0.5
-        Target l2 robustness radius.
+        Target l2 robustness radius, ``>= 0``.
     clip : bool, default=False
         Clip the inflation as the authors' released code does (see Notes).
     """
@@ -162,7 +154,7 @@ class LCLMTLoss(_LipschitzMarginLoss):
     Parameters
     ----------
     eps : float, default=0.5
-        Target l2 robustness radius.
+        Target l2 robustness radius, ``>= 0``.
     clip : bool, default=False
         Clip the inflation so that the runner-up never overtakes the target
         (the rule of the LMT authors' code, see Notes).
