@@ -72,50 +72,11 @@ def _print_table(title, rows, index):
     return table
 
 
-def run_demo(*, n_centers=500, max_epochs=30, random_state=0):
-    """Fit, attack, certify and detect on ``load_digits``; print three tables.
+def _kernel_step(data, *, n_centers, random_state):
+    """Table 1: the kernel model with each regulariser."""
+    from sk_margin import MarginKernelLogReg
 
-    1. :class:`MarginKernelLogReg` with the RKHS and the Cross-Lipschitz
-       regulariser: test error, attack distance, certified radius.
-    2. :class:`MarginNetClassifier` trained with cross-entropy and with
-       LC-LMT: the same, plus certified accuracy at two radii.
-    3. :class:`MarginPValueDetector` on the LC-LMT network: ROC AUC of clean
-       against attacked test points, and the false-positive rate at its
-       threshold.
-
-    Parameters
-    ----------
-    n_centers : int, default=500
-        Number of kernel centres passed to :class:`MarginKernelLogReg`.
-    max_epochs : int, default=30
-        Training epochs of the networks.
-    random_state : int, default=0
-        Seed for the train/test split and the estimators.
-
-    Returns
-    -------
-    results : dict of pandas.DataFrame
-        The tables, under ``"kernel"``, ``"net"`` and ``"detector"``.
-    """
-    import numpy as np
-    from sklearn.frozen import FrozenEstimator
-    from sklearn.metrics import roc_auc_score
-
-    from sk_margin import (
-        MarginKernelLogReg,
-        MarginNetClassifier,
-        MarginPValueDetector,
-        certified_accuracy,
-    )
-
-    start = time.perf_counter()
-    X_train, X_test, y_train, y_test = _digits(random_state)
-    X_eval, y_eval = X_test[:N_EVAL], y_test[:N_EVAL]
-    print(
-        f"load_digits: {len(X_train)} train / {len(X_test)} test points; "
-        f"robustness on the correctly classified of the first {len(X_eval)}."
-    )
-    results = {}
+    X_train, X_test, y_train, y_test, X_eval, y_eval = data
     rows = []
     for regularizer, lam in DEMO_SETTINGS:
         clf = MarginKernelLogReg(
@@ -137,13 +98,19 @@ def run_demo(*, n_centers=500, max_epochs=30, random_state=0):
                 "fit time (s)": fit_time,
             }
         )
-    results["kernel"] = _print_table(
+    return _print_table(
         "MarginKernelLogReg (Gaussian kernel, Hein & Andriushchenko)",
         rows,
         "regularizer",
     )
 
-    rows, attacked = [], None
+
+def _net_step(data, *, max_epochs, random_state):
+    """Table 2: the networks; returns the table, the last net and its attacks."""
+    from sk_margin import MarginNetClassifier, certified_accuracy
+
+    X_train, X_test, y_train, y_test, X_eval, y_eval = data
+    rows, net, attacked = [], None, None
     for criterion, params in NET_SETTINGS:
         net = MarginNetClassifier(
             criterion=criterion,
@@ -172,15 +139,25 @@ def run_demo(*, n_centers=500, max_epochs=30, random_state=0):
                 "fit time (s)": fit_time,
             }
         )
-    results["net"] = _print_table(
-        "MarginNetClassifier (MLP, 128 ReLU units)", rows, "criterion"
-    )
+    table = _print_table("MarginNetClassifier (MLP, 128 ReLU units)", rows, "criterion")
+    return table, net, attacked
 
-    # The last network (LC-LMT) and its attacked points, which lie just
-    # across the decision boundary. The mixtures are fitted on the training
-    # data, the threshold on the second half of the test points (training
-    # margins are larger than test margins); clean points are scored on the
-    # first half.
+
+def _detector_step(net, attacked, data, *, random_state):
+    """Table 3: the margin p-value detector on the net's attacked points.
+
+    The attacked points lie just across the decision boundary. The mixtures
+    are fitted on the training data, the threshold on the second half of the
+    test points (training margins are larger than test margins); clean
+    points are scored on the first half.
+    """
+    import numpy as np
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.metrics import roc_auc_score
+
+    from sk_margin import MarginPValueDetector
+
+    X_train, X_test, y_train, y_test, _, _ = data
     half = len(X_test) // 2
     detector = MarginPValueDetector(FrozenEstimator(net), random_state=random_state)
     detector.fit(X_train, y_train, X_val=X_test[half:], y_val=y_test[half:])
@@ -194,11 +171,52 @@ def run_demo(*, n_centers=500, max_epochs=30, random_state=0):
         "false-positive rate": float(np.mean(detector.predict(X_clean) == -1)),
         "detection rate": float(np.mean(detector.predict(attacked) == -1)),
     }
-    results["detector"] = _print_table(
+    return _print_table(
         "MarginPValueDetector (margin p-values, Kesidis et al.; fpr=0.05)",
         [row],
         "classifier",
     )
+
+
+def run_demo(*, n_centers=500, max_epochs=30, random_state=0):
+    """Fit, attack, certify and detect on ``load_digits``; print three tables.
+
+    1. :class:`MarginKernelLogReg` with the RKHS and the Cross-Lipschitz
+       regulariser: test error, attack distance, certified radius.
+    2. :class:`MarginNetClassifier` trained with cross-entropy and with
+       LC-LMT: the same, plus certified accuracy at two radii.
+    3. :class:`MarginPValueDetector` on the LC-LMT network: ROC AUC of clean
+       against attacked test points, and the false-positive rate at its
+       threshold.
+
+    Parameters
+    ----------
+    n_centers : int, default=500
+        Number of kernel centres passed to :class:`MarginKernelLogReg`.
+    max_epochs : int, default=30
+        Training epochs of the networks.
+    random_state : int, default=0
+        Seed for the train/test split and the estimators.
+
+    Returns
+    -------
+    results : dict of pandas.DataFrame
+        The tables, under ``"kernel"``, ``"net"`` and ``"detector"``.
+    """
+    start = time.perf_counter()
+    X_train, X_test, y_train, y_test = _digits(random_state)
+    data = (X_train, X_test, y_train, y_test, X_test[:N_EVAL], y_test[:N_EVAL])
+    print(
+        f"load_digits: {len(X_train)} train / {len(X_test)} test points; "
+        f"robustness on the correctly classified of the first {N_EVAL}."
+    )
+    results = {
+        "kernel": _kernel_step(data, n_centers=n_centers, random_state=random_state)
+    }
+    results["net"], net, attacked = _net_step(
+        data, max_epochs=max_epochs, random_state=random_state
+    )
+    results["detector"] = _detector_step(net, attacked, data, random_state=random_state)
     print(f"\nTotal elapsed: {time.perf_counter() - start:.1f} s")
     return results
 

@@ -12,12 +12,14 @@ from sk_margin.metrics._certified import (
     average_margin,
     certified_accuracy,
     certified_radii,
-    make_average_margin_scorer,
-    make_certified_accuracy_scorer,
-    make_robust_accuracy_scorer,
     minimum_margin,
 )
 from sk_margin.metrics._robustness import relative_robustness, robust_accuracy
+from sk_margin.metrics._scorers import (
+    make_average_margin_scorer,
+    make_certified_accuracy_scorer,
+    make_robust_accuracy_scorer,
+)
 
 __all__ = [
     "average_margin",

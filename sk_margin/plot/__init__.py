@@ -6,8 +6,9 @@ precomputed; both call ``plot``, which draws on one matplotlib axis, sets
 a plot is drawn, with an install hint when it is missing.
 """
 
-from sk_margin.plot._displays import CertifiedAccuracyDisplay, MarginTrajectoryDisplay
+from sk_margin.plot._certified_accuracy import CertifiedAccuracyDisplay
 from sk_margin.plot._histogram import MarginHistogramDisplay
+from sk_margin.plot._trajectory import MarginTrajectoryDisplay
 
 __all__ = [
     "CertifiedAccuracyDisplay",

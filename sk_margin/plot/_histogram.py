@@ -8,7 +8,7 @@ import numpy as np
 
 from sk_margin._pipeline import final_estimator, transform_prefix
 from sk_margin.metrics import certified_radii
-from sk_margin.plot._displays import _as_1d, _axes, _check_same_length
+from sk_margin.plot._base import _as_1d, _axes, _check_same_length
 
 __all__ = ["MarginHistogramDisplay"]
 

@@ -1,0 +1,173 @@
+"""Scorers for model selection: certified accuracy, average margin, robust accuracy.
+
+Each ``make_*`` function returns a picklable ``scorer(estimator, X, y,
+sample_weight=None)`` for ``GridSearchCV(scoring=...)``; greater is better.
+"""
+
+from sk_margin._validation import check_nonnegative
+from sk_margin.metrics._certified import (
+    average_margin,
+    certified_accuracy,
+    certified_radii,
+)
+from sk_margin.metrics._robustness import robust_accuracy
+
+__all__ = [
+    "make_average_margin_scorer",
+    "make_certified_accuracy_scorer",
+    "make_robust_accuracy_scorer",
+]
+
+
+def _certified_score(estimator, X, y, *, metric, certify_params, **kwargs):
+    radii = certified_radii(estimator, X, **certify_params)
+    return metric(y, estimator.predict(X), radii, **kwargs)
+
+
+class _RobustnessScorer:
+    """``scorer(estimator, X, y_true, sample_weight=None)``, picklable."""
+
+    def __init__(self, factory, shown, score_func, **kwargs):
+        self._factory, self._shown = factory, shown
+        self._score_func, self._kwargs = score_func, kwargs
+
+    def __call__(self, estimator, X, y_true, sample_weight=None):
+        kwargs = {**self._kwargs, "sample_weight": sample_weight}
+        return float(self._score_func(estimator, X, y_true, **kwargs))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._shown.items())
+        return f"{self._factory}({args})"
+
+    def _accept_sample_weight(self):
+        # scikit-learn's (private) protocol: without metadata routing, a search
+        # passes sample_weight to the scorers for which this returns True.
+        return True
+
+
+def make_certified_accuracy_scorer(eps, **certify_params):
+    """Scorer of the certified accuracy at radius eps, for model selection.
+
+    Parameters
+    ----------
+    eps : float
+        Perturbation size, non-negative.
+    **certify_params : dict
+        Passed on to ``certify`` (e.g. ``method="pairwise"``).
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y, sample_weight=None)``: the
+        :func:`certified_accuracy` at ``eps`` of ``estimator.predict(X)`` with
+        :func:`certified_radii` (pipelines of scalers work); greater is
+        better.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from sk_margin import MarginKernelLogReg
+    >>> from sk_margin.metrics import make_certified_accuracy_scorer
+    >>> X, y = make_blobs(60, centers=2, cluster_std=1.0, random_state=0)
+    >>> scorer = make_certified_accuracy_scorer(eps=0.1)
+    >>> scorer
+    make_certified_accuracy_scorer(eps=0.1)
+    >>> cross_val_score(MarginKernelLogReg(), X, y, cv=2, scoring=scorer).shape
+    (2,)
+    """
+    eps = check_nonnegative(eps, "eps")
+    return _RobustnessScorer(
+        "make_certified_accuracy_scorer", {"eps": eps, **certify_params},
+        _certified_score, metric=certified_accuracy, certify_params=certify_params,
+        eps=eps,
+    )  # fmt: skip
+
+
+def make_average_margin_scorer(*, misclassified="distance", **certify_params):
+    """Scorer of Wu & Yu's average margin, with certified radii as distances.
+
+    Parameters
+    ----------
+    misclassified : {"distance", "zero"}, default="distance"
+        As in :func:`average_margin`; ``"zero"`` scores the average certified
+        radius.
+    **certify_params : dict
+        Passed on to ``certify``.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y, sample_weight=None)``: the
+        :func:`average_margin` of :func:`certified_radii`, a lower bound of
+        the average margin; greater is better.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sk_margin import MarginKernelLogReg
+    >>> from sk_margin.metrics import (
+    ...     make_average_margin_scorer,
+    ...     make_certified_accuracy_scorer,
+    ... )
+    >>> X, y = make_blobs(60, centers=2, cluster_std=1.0, random_state=0)
+    >>> scoring = {
+    ...     "acc": "accuracy",
+    ...     "margin": make_average_margin_scorer(),
+    ...     "cert": make_certified_accuracy_scorer(eps=0.01),
+    ... }
+    >>> search = GridSearchCV(
+    ...     MarginKernelLogReg(), {"lam": [1e-3, 1e-1]}, scoring=scoring, refit="cert"
+    ... ).fit(X, y)
+    >>> sorted(key for key in search.cv_results_ if key.startswith("mean_test"))
+    ['mean_test_acc', 'mean_test_cert', 'mean_test_margin']
+    """
+    if misclassified not in ("distance", "zero"):
+        raise ValueError(
+            f"misclassified must be 'distance' or 'zero', got {misclassified!r}."
+        )
+    shown = {"misclassified": misclassified, **certify_params}
+    return _RobustnessScorer(
+        "make_average_margin_scorer", shown, _certified_score, metric=average_margin,
+        certify_params=certify_params, misclassified=misclassified,
+    )  # fmt: skip
+
+
+def make_robust_accuracy_scorer(
+    *, attack="pgd", eps, norm=2, clip_values=None, **attack_params
+):
+    """Scorer of the accuracy under attack, for model selection.
+
+    Parameters
+    ----------
+    attack : str or callable, default="pgd"
+        As in :func:`robust_accuracy`; a callable must be picklable (e.g. a
+        ``functools.partial`` of an ART attack class) for ``n_jobs > 1``.
+    eps : float
+        Perturbation size, non-negative.
+    norm : {1, 2, np.inf, "inf"}, default=2
+        Norm of the perturbation.
+    clip_values : tuple (lo, hi) or None, default=None
+        Box of valid inputs; None: unbounded.
+    **attack_params : dict
+        Parameters of the attack.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y, sample_weight=None)``: the
+        :func:`robust_accuracy`; greater is better.
+
+    Examples
+    --------
+    >>> from sk_margin.metrics import make_robust_accuracy_scorer
+    >>> make_robust_accuracy_scorer(eps=0.5)
+    make_robust_accuracy_scorer(attack='pgd', eps=0.5, norm=2, clip_values=None)
+    """
+    eps = check_nonnegative(eps, "eps")
+    kwargs = {"attack": attack, "eps": eps, "norm": norm, "clip_values": clip_values}
+    kwargs.update(attack_params)
+    return _RobustnessScorer(
+        "make_robust_accuracy_scorer", kwargs, robust_accuracy, **kwargs
+    )
