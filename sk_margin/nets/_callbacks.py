@@ -18,6 +18,7 @@ from skorch.callbacks import Callback
 from skorch.dataset import Dataset, unpack_data
 from skorch.utils import to_numpy
 
+from sk_margin._validation import is_positive_int
 from sk_margin.margins import pairwise_lipschitz_margin, signed_margin
 from sk_margin.nets._lipschitz import lipschitz_bound, network_lipschitz_bounds
 
@@ -187,9 +188,9 @@ class MarginStatistics(Callback):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}.")
         for name, value in [("every", self.every), ("batch_size", self.batch_size)]:
-            if not _is_positive_int(value):
+            if not is_positive_int(value):
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        if self.subsample is not None and not _is_positive_int(self.subsample):
+        if self.subsample is not None and not is_positive_int(self.subsample):
             raise ValueError(
                 f"subsample must be None or a positive int, got {self.subsample!r}."
             )
@@ -326,14 +327,6 @@ class MarginStatistics(Callback):
 
 def _is_empty(dataset):
     return dataset is None or len(dataset) == 0
-
-
-def _is_positive_int(value):
-    return (
-        isinstance(value, numbers.Integral)
-        and not isinstance(value, bool)
-        and value >= 1
-    )
 
 
 def _dataset_arrays(net, dataset):

@@ -16,6 +16,8 @@ import numbers
 
 from torch import nn
 
+from sk_margin._validation import is_positive_int
+
 __all__ = [
     "MLP",
     "SmallCNN",
@@ -27,11 +29,7 @@ _ACTIVATIONS = ("relu", "softplus", "tanh")
 
 def _check_positive_int(value, name):
     """Return ``value`` as an ``int`` if it is an integer >= 1, else raise."""
-    if (
-        isinstance(value, numbers.Integral)
-        and not isinstance(value, bool)
-        and value >= 1
-    ):
+    if is_positive_int(value):
         return int(value)
     raise ValueError(f"{name} must be a positive int, got {value!r}.")
 
@@ -46,7 +44,7 @@ def _check_int_tuple(values, name, example):
             f"got {values!r}."
         ) from None
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        if not is_positive_int(v):
             raise ValueError(
                 f"{name} must be a sequence of positive ints such as {example}, "
                 f"got {values!r}."

@@ -22,20 +22,7 @@ adds the batch term. Two class attributes tell the network what to pass:
 - ``needs_features = True``: the net passes ``features``, the input of the
   network's last ``nn.Linear`` (penultimate features).
 
-A custom loss, e.g. a squared hinge, passed as
-``MarginNetClassifier(criterion=SquaredHinge, criterion__mu=2.0)``:
-
->>> import torch
->>> from sk_margin.nets.losses import MarginLoss, runner_up, target_score
->>> class SquaredHinge(MarginLoss):
-...     def __init__(self, mu=1.0):
-...         super().__init__(mu=mu)
-...
-...     def per_sample(self, logits, target, **inputs):
-...         margin = target_score(logits, target) - runner_up(logits, target)[0]
-...         return torch.relu(self.mu - margin) ** 2
->>> SquaredHinge(mu=1.0)(torch.tensor([[2.0, 0.5], [0.0, 0.2]]), torch.tensor([0, 0]))
-tensor(0.7200)
+An example of a custom loss is in :mod:`sk_margin.nets.losses`.
 """
 
 import inspect
