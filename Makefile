@@ -1,36 +1,65 @@
 # Every set-up path installs torch==2.13.0 FIRST, in its own pip call: it is
 # the CPU build on local disk, while an unpinned torch resolves to a
 # multi-GB CUDA build.
+#
+#   make install      once: torch, then the package with its dev and docs extras
+#   make test         the fast tests (all but those marked slow), after lint
+#   make test-all     every test, after lint
+#   make ci           what CI runs (.ci/run): install, lint, every test, and
+#                     the docs without executing the gallery
+#   make lint / format, make docs (gallery executed) / docs-noplot, make bench
+#
+# The targets that need the package depend on a stamp file, .installed, which
+# is remade when the package metadata changes, so `make test` on a fresh clone
+# installs everything first and later runs do not reinstall.
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 TORCH_PIN := torch==2.13.0
+PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
+SPHINX := $(PYTHON) -m sphinx -b html
 
-.PHONY: install install-docs demo test lint docs bench
+.PHONY: install demo test test-all ci lint format docs docs-noplot bench clean
+
+.installed: setup.cfg pyproject.toml
+	$(PIP) install $(TORCH_PIN)
+	$(PIP) install -e ".[dev,docs]"
+	@touch $@
 
 install:
-	$(PIP) install $(TORCH_PIN)
-	$(PIP) install -e ".[dev]"
+	@rm -f .installed
+	@$(MAKE) --no-print-directory .installed
 
-install-docs:
-	$(PIP) install $(TORCH_PIN)
-	$(PIP) install -e ".[docs]"
-
-demo: install
+demo: .installed
 	sk-margin demo
 
-test: install lint
-	$(PYTHON) -m pytest -q -p no:cacheprovider
+test: .installed lint
+	$(PYTEST) -m "not slow"
 
-lint:
+test-all: .installed lint
+	$(PYTEST)
+
+ci: install lint test-all docs-noplot
+
+lint: .installed
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 
-docs: install-docs
-	$(PYTHON) -m sphinx -b html docs docs/_build/html
+format: .installed
+	$(PYTHON) -m ruff check --fix .
+	$(PYTHON) -m ruff format .
 
-bench: install
+docs: .installed
+	$(SPHINX) docs docs/_build/html
+
+docs-noplot: .installed
+	$(SPHINX) -D plot_gallery=0 docs docs/_build/html
+
+bench: .installed
 	@for f in benchmarks/*.py; do \
 		[ -e "$$f" ] || continue; \
 		echo "== $$f"; \
 		$(PYTHON) "$$f" || exit 1; \
 	done
+
+clean:
+	rm -rf .installed docs/_build docs/auto_examples docs/generated example_output
