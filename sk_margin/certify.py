@@ -238,8 +238,9 @@ def second_order_radius(gaps, grad_norms, curvature, upper, *, n_steps=BISECTION
     ``g_j(y) >= g_j(x) - ||grad g_j(x)||_2 R - M_j(R) R^2 / 2`` with
     ``M_j(R) >= max_{z in B(x, R)} ||Hess g_j(z)||_2``. The radius ``R`` is
     certified when the right-hand side is positive for every ``j != c``.
-    Unlike Theorem 2.1, the first-order term uses the exact gradient, so only
-    the (usually small) curvature term is bounded.
+    Unlike Theorem 2.1 of Hein & Andriushchenko, the first-order term uses
+    the exact gradient, so only the (usually small) curvature term is
+    bounded.
 
     Parameters
     ----------

@@ -140,7 +140,7 @@ def derivative_range(activation, lo, hi):
 
 
 def local_quadratic_radius(module, X, *, n_steps=BISECTION_STEPS):
-    """Certified l2 radii by Theorem 2.1 with Proposition 2.2, bias included.
+    """Certified radii of Hein & Andriushchenko: Theorem 2.1 with Proposition 2.2.
 
     For ``g = f_c - f_j`` with ``d = w_c - w_j`` (rows of the last layer),
     ``||grad g(y)||^2 = sum_{r,m} beta_rm s'(u_r.y + b_r) s'(u_m.y + b_m)``,
