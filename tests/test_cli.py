@@ -33,6 +33,7 @@ def test_bad_arguments_exit_two(argv, capsys):
     assert "usage: sk-margin" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(capsys):
     # Small settings; the tables are checked for what they promise.
     results = run_demo(n_centers=100, max_epochs=5)

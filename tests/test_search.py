@@ -1,5 +1,9 @@
 """Hyperparameter search over every estimator: all cores, and a Dask cluster."""
 
+import os
+import time
+import uuid
+
 import joblib
 import numpy as np
 import pytest
@@ -53,11 +57,62 @@ def _detector_search(n_jobs):
     return GridSearchCV(detector, grid, scoring=_calibration_error, cv=2, n_jobs=n_jobs)
 
 
-def test_searches_use_every_core_and_match_a_sequential_run(small):
+class _ProcessRecordingScorer:
+    """The search's own score, leaving one file holding the scoring process's pid.
+
+    Module level, hence picklable: the workers of a parallel search are
+    separate processes, so each call writes its own file into ``directory``.
+    With ``wait_for=2`` a call waits (at most ``timeout`` seconds) until two
+    processes have scored, so that a worker that starts late still gets a
+    task and the test does not depend on how joblib spreads fast tasks.
+    """
+
+    def __init__(self, directory, scoring=None, wait_for=1, timeout=10.0):
+        self.directory = directory
+        self.scoring = scoring
+        self.wait_for = wait_for
+        self.timeout = timeout
+
+    def _pids(self):
+        return {f.read_text() for f in self.directory.iterdir()}
+
+    def __call__(self, estimator, X, y):
+        (self.directory / uuid.uuid4().hex).write_text(str(os.getpid()))
+        deadline = time.monotonic() + self.timeout
+        while len(self._pids()) < self.wait_for and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self.scoring is None:
+            return estimator.score(X, y)
+        return self.scoring(estimator, X, y)
+
+
+def _fit_recording_pids(search, X, y, directory, wait_for=1):
+    """Fit ``search``, its scores computed as before; the pid of every score."""
+    directory.mkdir()
+    scorer = _ProcessRecordingScorer(directory, search.scoring, wait_for)
+    search.set_params(scoring=scorer)
+    search.fit(X, y)
+    return search, [int(f.read_text()) for f in directory.iterdir()]
+
+
+@pytest.mark.skipif(joblib.cpu_count() < 2, reason="needs at least 2 cores")
+def test_searches_use_every_core_and_match_a_sequential_run(small, tmp_path):
     X, y = small
     for make in (_kernel_search, _net_search, _detector_search):
-        parallel = make(-1).fit(X, y)
-        sequential = make(1).fit(X, y)
+        name = make.__name__
+        parallel, workers = _fit_recording_pids(
+            make(-1), X, y, tmp_path / name, wait_for=2
+        )
+        sequential, here = _fit_recording_pids(make(1), X, y, tmp_path / f"{name}1")
+
+        # One score per candidate and fold, each in a worker process, with at
+        # least two workers; the sequential search scores in this process.
+        n_scores = len(parallel.cv_results_["params"]) * parallel.n_splits_
+        assert len(workers) == len(here) == n_scores
+        assert os.getpid() not in workers
+        assert len(set(workers)) >= 2
+        assert set(here) == {os.getpid()}
+
         assert_allclose(
             parallel.cv_results_["mean_test_score"],
             sequential.cv_results_["mean_test_score"],
@@ -65,6 +120,7 @@ def test_searches_use_every_core_and_match_a_sequential_run(small):
         assert parallel.best_params_ == sequential.best_params_
 
 
+@pytest.mark.slow
 def test_the_same_search_runs_on_a_dask_cluster(small):
     distributed = pytest.importorskip("distributed")
     X, y = small

@@ -124,6 +124,7 @@ def test_deepfool_in_a_box_takes_plain_steps():
         assert_allclose(distance, 1.02 * exact, rtol=1e-3)  # overshoot 0.02
 
 
+@pytest.mark.slow
 def test_margin_net_robust_accuracy_through_torch(digits):
     pytest.importorskip("art")
     from sk_margin.nets import MarginNetClassifier
@@ -146,6 +147,7 @@ def test_margin_net_robust_accuracy_through_torch(digits):
     assert_allclose(boxed, free, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_image_inputs_through_torch():
     pytest.importorskip("art")
     from sklearn.datasets import load_digits

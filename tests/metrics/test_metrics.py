@@ -392,6 +392,7 @@ def test_scorers_compute_their_metric_and_pickle(kernel_clf, raw_pipe, digits):
         make_certified_accuracy_scorer(eps=[0.1, 0.2])
 
 
+@pytest.mark.slow
 def test_grid_search_multimetric_refit_in_parallel(digits):
     X, _, y, _ = digits
     cv = KFold(2, shuffle=True, random_state=0)
@@ -439,6 +440,7 @@ def test_cross_val_score_of_a_pipeline():
     assert_allclose(scores[1], expected)
 
 
+@pytest.mark.slow
 def test_scorers_with_a_margin_net_in_parallel(digits):
     pytest.importorskip("art")
     from sk_margin.nets import MarginNetClassifier
