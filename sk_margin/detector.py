@@ -205,7 +205,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     Notes
     -----
     A mixture ``{w_i, m_i, s_i}`` is fitted by EM, its size chosen by BIC
-    (:func:`fit_mixture_bic`), to ``{log mu(x) : x in T_k}``, with ``mu`` the
+    (``fit_mixture_bic`` in this module), to ``{log mu(x) : x in T_k}``, with ``mu`` the
     logit margin of eq. 2 (``>= 0``) and ``T_k`` the training samples of class
     ``k`` predicted (largest score) as ``k``. A test sample has no label: ``k``
     is its predicted class, misclassified or not.

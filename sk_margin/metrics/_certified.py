@@ -256,7 +256,8 @@ def certified_radii(estimator, X, **certify_params):
     X : array-like of shape (n_samples, ...)
         Points to certify, in the input space of ``estimator``.
     **certify_params : dict
-        Passed on to ``certify``, e.g. ``method="pairwise"``.
+        Passed on to ``certify``, e.g. ``method="second_order"`` for
+        :class:`~sk_margin.MarginKernelLogReg`.
 
     Returns
     -------

@@ -43,9 +43,10 @@ def robust_accuracy(
     Parameters
     ----------
     estimator : estimator or Pipeline
-        A fitted classifier that :func:`generate_adversarial` can attack: with
-        a torch ``module_``, or ``decision_function`` and ``input_jacobian``,
-        or a Pipeline ending in one.
+        A fitted classifier that
+        :func:`~sk_margin.attacks.generate_adversarial` can attack: with a
+        torch ``module_``, or ``decision_function`` and ``input_jacobian``, or
+        a Pipeline ending in one.
     X : array-like of shape (n_samples, ...)
         Test inputs.
     y : array-like of shape (n_samples,)
@@ -53,7 +54,7 @@ def robust_accuracy(
     attack : str or callable, default="pgd"
         ``"fgsm"``, ``"pgd"``, ``"deepfool"``, ``"carlini_wagner"``, ``"box"``
         or a callable building an ART attack, as in
-        :func:`generate_adversarial`.
+        :func:`~sk_margin.attacks.generate_adversarial`.
     eps : float or array-like of shape (n_eps,)
         Perturbation size(s), non-negative; an array gives the curve.
     norm : {1, 2, np.inf, "inf"}, default=2
@@ -149,7 +150,7 @@ def relative_robustness(
     attack : {"deepfool", "carlini_wagner", "box"} or callable, \
             default="deepfool"
         An attack that looks for a minimal change ``r(x)`` of the prediction
-        (see :func:`generate_adversarial`).
+        (see :func:`~sk_margin.attacks.generate_adversarial`).
     norm : {1, 2, np.inf, "inf"}, default=2
         Norm of ``r(x)`` and of ``x``.
     clip_values : tuple (lo, hi) or None, default=None

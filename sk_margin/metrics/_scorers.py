@@ -53,7 +53,8 @@ def make_certified_accuracy_scorer(eps, **certify_params):
     eps : float
         Perturbation size, non-negative.
     **certify_params : dict
-        Passed on to ``certify`` (e.g. ``method="pairwise"``).
+        Passed on to ``certify`` (e.g. ``method="global_pairwise"`` for a
+        :class:`~sk_margin.MarginNetClassifier`).
 
     Returns
     -------

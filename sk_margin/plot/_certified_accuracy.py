@@ -170,7 +170,8 @@ class CertifiedAccuracyDisplay:
             Radii at which to evaluate; None: 100 points from 0 to the largest
             finite certified radius.
         certify_params : dict, default=None
-            Keyword arguments of ``certify``, e.g. ``{"method": "pairwise"}``.
+            Keyword arguments of ``certify``, e.g.
+            ``{"method": "second_order"}``.
         name : str, default=None
             Legend entry; None uses the class name of the (final) estimator.
         ax : matplotlib.axes.Axes, default=None

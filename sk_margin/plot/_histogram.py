@@ -270,7 +270,8 @@ class MarginHistogramDisplay:
             space of ``X``), negated where the prediction is wrong (when labels
             are given).
         certify_params : dict, default=None
-            Keyword arguments of ``certify``, e.g. ``{"method": "pairwise"}``.
+            Keyword arguments of ``certify``, e.g.
+            ``{"method": "second_order"}``.
         required_margin : float or None, default=None
             Position of the "required margin" line, in the units of ``margin``
             (for ``"certified"``, the target radius ``eps``).

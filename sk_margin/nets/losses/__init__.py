@@ -86,6 +86,7 @@ __all__ = [
 ]
 
 
+#: The losses by name, for ``MarginNetClassifier(criterion=name)``.
 LOSSES = {
     "cross_entropy": CrossEntropyMarginLoss,
     "lmt": LMTLoss,

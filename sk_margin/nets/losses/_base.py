@@ -162,7 +162,7 @@ class MarginLoss(nn.Module):
         Hyperparameters, stored as attributes of the same name (so that
         skorch's ``criterion__name`` routing and ``GridSearchCV`` reach them)
         and checked against the class's ``_parameter_constraints`` (the
-        constraints of :func:`sklearn.utils._param_validation` such as
+        constraints of ``sklearn.utils._param_validation``, such as
         ``Interval(Real, 0, None, closed="left")``): a value out of range is
         an ``InvalidParameterError`` (a ``ValueError``) naming the parameter,
         raised when the loss is built, before any training.

@@ -42,7 +42,7 @@ class GradientMarginLoss(MarginLoss):
     ``|f_y - f_j| / ||grad||_1``); we read "l1 / l2 margin maximisation" as
     the norm on the gradients. The two maxima are taken separately, as printed.
     For one-hidden-layer networks the gradient differences have a closed
-    form (:func:`~sk_margin.nets.losses.gradient_difference_norms`, from
+    form (see ``max_gradient_difference`` in the source, from
     the hidden activations, no double back-propagation). For other networks
     the ``K`` input gradients come from ``K`` backward passes of summed
     logits, which are per-sample gradients unless samples interact
@@ -70,7 +70,7 @@ class GradientMarginLoss(MarginLoss):
         Returns
         -------
         needed : bool
-            False when :func:`~sk_margin.nets.losses.closed_form_layers`
+            False when ``closed_form_layers``
             applies.
         """
         return closed_form_layers(module) is None
@@ -110,7 +110,7 @@ class CrossLipschitzLoss(MarginLoss):
     Notes
     -----
     For one-hidden-layer networks the regulariser is computed in closed form
-    (:func:`~sk_margin.nets.losses.centred_gradient_spread`, from the
+    (``centred_gradient_spread`` in the source, from the
     hidden activations, no double back-propagation). The paper's printed
     closed form (Section 3) lacks a factor ``K`` on ``sum_l w_lr w_ls`` and
     sums ``sigma'`` over pairs ``i, j`` where a single ``i`` is meant; ours is
