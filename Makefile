@@ -16,7 +16,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 TORCH_PIN := torch==2.13.0
 PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
-SPHINX := $(PYTHON) -m sphinx -b html
+SPHINX := $(PYTHON) -m sphinx -b html -W --keep-going
 
 .PHONY: install demo test test-all ci lint format docs docs-noplot bench clean
 
