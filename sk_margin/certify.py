@@ -118,7 +118,9 @@ def cross_lipschitz_radius(scores, pair_lipschitz):
     return ratio.min(axis=1)
 
 
-def bisect_radius(is_certified, upper, *, lower=None, n_steps=BISECTION_STEPS):
+def bisect_radius(
+    is_certified, upper, *, lower=None, n_steps=BISECTION_STEPS, rtol=0.0
+):
     """Largest radius, found by bisection, at which a certificate holds.
 
     ``is_certified(R, idx)`` must answer, for the samples ``idx`` and radii
@@ -145,6 +147,10 @@ def bisect_radius(is_certified, upper, *, lower=None, n_steps=BISECTION_STEPS):
     n_steps : int, default=BISECTION_STEPS
         Bisection steps; the result is within ``upper * 2**-n_steps`` of the
         largest certified radius.
+    rtol : float, default=0.0
+        A row stops as soon as its bracket ``[lo, hi]`` is narrower than
+        ``rtol * hi``: for certificates that are expensive to check, a
+        relative precision of the radius instead of a fixed step count.
 
     Returns
     -------
@@ -178,7 +184,7 @@ def bisect_radius(is_certified, upper, *, lower=None, n_steps=BISECTION_STEPS):
         ok = is_certified(hi[active], active)
         lo[active[ok]] = hi[active[ok]]
     for _ in range(n_steps):
-        active = np.flatnonzero(hi > lo)
+        active = np.flatnonzero(hi - lo > rtol * hi)
         if not active.size:
             break
         mid = 0.5 * (lo[active] + hi[active])

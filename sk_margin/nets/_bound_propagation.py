@@ -1,0 +1,703 @@
+"""Linear bound propagation from an l2 ball (CROWN-style), and its radius.
+
+For a network ``f`` (a chain of supported layers, see
+:func:`sk_margin.nets._layers.sequential_layers`), a point ``x`` and a radius
+``r``, :class:`BoundPropagation` computes sound lower bounds of every margin
+``g_j = f_c - f_j`` over the ball ``B(x, r)``:
+
+- every non-linear layer (ReLU, LeakyReLU, Softplus, Tanh, Sigmoid,
+  MaxPool2d) is enclosed, on the interval of its inputs over the ball, between
+  two linear functions (a linear relaxation);
+- a linear function ``Lambda . h + beta`` of any layer's output is carried
+  back to the input through the transposed affine layers and the relaxations
+  (for a lower bound, the lower relaxation where a coefficient is positive,
+  the upper one where it is negative), giving ``a^T x' + b`` with
+  ``a^T x' + b <= Lambda . h(x')`` on the ball, whose minimum over ``B(x, r)``
+  is ``a^T x + b - r ||a||_2``;
+- the intervals of the non-linear layers' inputs come from the same backward
+  pass, layer after layer (exactly for the first one: ``u_k^T x + c_k +- r
+  ||u_k||``), or, where that pass would cost too much (wide convolution
+  layers), from interval arithmetic on the previous layer's bounds.
+
+This is the bound propagation of Zhang et al. (CROWN, 2018) and Weng et al.
+(Fast-Lin, 2018), with the l2 ball's dual norm at the input. Every bound is
+sound for the ball it was computed for; :func:`bound_propagation_radius`
+searches the largest certified ``r`` by bisection and returns only radii at
+which every lower bound was positive.
+
+References
+----------
+.. [1] H. Zhang, T.-W. Weng, P.-Y. Chen, C.-J. Hsieh and L. Daniel. Efficient
+   neural network robustness certification with general activation functions.
+   NeurIPS 2018.
+.. [2] T.-W. Weng et al. Towards fast computation of certified robustness for
+   ReLU networks. ICML 2018.
+"""
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from sk_margin.certify import BISECTION_STEPS, ROUNDING_SLACK, bisect_radius
+from sk_margin.nets._layers import (
+    base_class,
+    describe,
+    eval_mode,
+    sequential_layers,
+    trace_input_shapes,
+)
+from sk_margin.nets._rules import DROPOUTS, batchnorm_scale
+
+__all__ = ["BoundPropagation", "bound_propagation_radius", "unsupported_layer"]
+
+_RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity, *DROPOUTS)
+_POOLS_LINEAR = (
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+)
+_AFFINE = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, *_POOLS_LINEAR)
+_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Softplus, nn.Tanh, nn.Sigmoid)
+_SUPPORTED = (
+    "nn.Linear, nn.Conv2d, nn.BatchNorm1d/2d (eval), average pooling, "
+    "nn.MaxPool2d (no padding or dilation), nn.Flatten, nn.Unflatten, "
+    "nn.Identity, nn.Dropout (eval), nn.ReLU, nn.LeakyReLU (slope in [0, 1]), "
+    "nn.Softplus, nn.Tanh, nn.Sigmoid"
+)
+# A backward pass that gives the bounds of a layer's inputs carries one row
+# per neuron; above this many entries per point (rows x widest layer on the
+# way back) the interval of that layer comes from interval arithmetic.
+_BACKWARD_ENTRIES = 2**21
+# Entries of the coefficient arrays per batch of points.
+_BATCH_ENTRIES = 2**23
+# The Gram matrix of the first affine map is used up to this many outputs.
+_GRAM_MAX = 4096
+# Relaxations of smooth activations are shifted by this much (absolute) to
+# absorb the rounding of their tangent and secant lines.
+_LINE_SLACK = 1e-12
+# Bisection steps when searching the tangent point of a sigmoid or tanh.
+_TANGENT_STEPS = 40
+# Each check of a radius costs a full propagation: the bisection stops once
+# the radius is known to this relative precision.
+_RTOL = 5e-3
+
+
+def unsupported_layer(module):
+    """Why bound propagation cannot handle ``module``, or None if it can.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network.
+
+    Returns
+    -------
+    reason : str or None
+        Names the first unsupported layer and its position.
+    """
+    for position, (name, layer) in enumerate(sequential_layers(module)):
+        cls = base_class(layer)
+        if cls in _AFFINE or cls in _RESHAPES:
+            if cls is nn.Conv2d and layer.padding_mode != "zeros":
+                return (
+                    f"{describe(position, name, layer)} pads with {layer.padding_mode}"
+                )
+            if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                if layer.running_var is None:
+                    return (
+                        f"{describe(position, name, layer)} has no running statistics"
+                    )
+            continue
+        if cls in _ACTIVATIONS:
+            if cls is nn.LeakyReLU and not 0 <= layer.negative_slope <= 1:
+                return f"{describe(position, name, layer)} has a slope outside [0, 1]"
+            continue
+        if cls is nn.MaxPool2d:
+            if (
+                _pair(layer.padding) != (0, 0)
+                or _pair(layer.dilation) != (1, 1)
+                or layer.ceil_mode
+                or layer.return_indices
+            ):
+                return (
+                    f"{describe(position, name, layer)}: only max pooling without "
+                    "padding, dilation, ceil_mode or return_indices is supported"
+                )
+            continue
+        return (
+            f"{describe(position, name, layer)} is not supported; bound "
+            f"propagation supports {_SUPPORTED}"
+        )
+    return None
+
+
+def _pair(value):
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+# ------------------------------------------------------------- relaxations ---
+def _sigma(layer, z):
+    """The activation in float64, and its derivative."""
+    if isinstance(layer, nn.Tanh):
+        t = torch.tanh(z)
+        return t, 1.0 - t * t
+    s = torch.sigmoid(z)
+    return s, s * (1.0 - s)
+
+
+def _tangent_through(layer, anchor, far):
+    """Tangent point ``d >= 0`` whose tangent passes above ``(anchor, sigma(anchor))``.
+
+    For an S-shaped ``sigma`` (convex below 0, concave above) and ``anchor <
+    0``, the tangent at ``d >= 0`` lies above ``sigma`` on ``[0, inf)`` and,
+    once it lies above ``sigma(anchor)`` at ``anchor``, on ``[anchor, 0]``
+    too (there ``sigma`` lies below its chord). ``t_d(anchor) - sigma(anchor)``
+    increases with ``d``; the returned ``d`` is the upper end of a bisection
+    bracket, so it satisfies the condition (checked, else ``far``).
+    """
+    s_anchor, _ = _sigma(layer, anchor)
+    lo = torch.zeros_like(anchor)
+    hi = far.clone()
+
+    def above(d):
+        s_d, ds_d = _sigma(layer, d)
+        return s_d + ds_d * (anchor - d) >= s_anchor
+
+    ok = above(hi)
+    hi = torch.where(ok, hi, torch.full_like(hi, 40.0))  # sigma is flat there
+    for _ in range(_TANGENT_STEPS):
+        mid = 0.5 * (lo + hi)
+        good = above(mid)
+        hi = torch.where(good, mid, hi)
+        lo = torch.where(good, lo, mid)
+    return hi
+
+
+def _s_shaped(layer, lo, hi):
+    """Lower and upper lines of tanh or sigmoid on ``[lo, hi]``."""
+    mid = 0.5 * (lo + hi)
+    s_lo, _ = _sigma(layer, lo)
+    s_hi, _ = _sigma(layer, hi)
+    s_mid, ds_mid = _sigma(layer, mid)
+    width = hi - lo
+    flat = width <= 1e-12
+    secant = torch.where(flat, ds_mid, (s_hi - s_lo) / torch.where(flat, 1.0, width))
+    tangent = (ds_mid, s_mid - ds_mid * mid)
+    chord = (secant, s_lo - secant * lo)
+    convex = hi <= 0  # sigma convex on [lo, hi]: tangent below, chord above
+    concave = lo >= 0
+    # Mixed signs: the upper line is a tangent at d >= 0 passing above the
+    # point at lo; the lower line the mirror image (sigma(z) = 2 sigma(0) -
+    # sigma(-z)), a tangent at -d' <= 0 passing below the point at hi.
+    d_up = _tangent_through(layer, torch.minimum(lo, torch.zeros_like(lo)), hi.abs())
+    s_d, ds_d = _sigma(layer, d_up)
+    up_mixed = (ds_d, s_d - ds_d * d_up)
+    d_low = _tangent_through(layer, torch.minimum(-hi, torch.zeros_like(hi)), lo.abs())
+    s_d, ds_d = _sigma(layer, d_low)
+    centre = 0.0 if isinstance(layer, nn.Tanh) else 0.5
+    # upper line of sigma on [-hi, -lo]: a z + b; lower on [lo, hi]: a z + 2c - b
+    low_mixed = (ds_d, 2.0 * centre - (s_d - ds_d * d_low))
+    low_a = torch.where(
+        convex, tangent[0], torch.where(concave, chord[0], low_mixed[0])
+    )
+    low_b = torch.where(
+        convex, tangent[1], torch.where(concave, chord[1], low_mixed[1])
+    )
+    up_a = torch.where(convex, chord[0], torch.where(concave, tangent[0], up_mixed[0]))
+    up_b = torch.where(convex, chord[1], torch.where(concave, tangent[1], up_mixed[1]))
+    return low_a, low_b - _LINE_SLACK, up_a, up_b + _LINE_SLACK
+
+
+def _softplus(layer, lo, hi):
+    """Lower (tangent) and upper (chord) lines of the convex softplus.
+
+    torch returns ``z`` where ``beta z > threshold``, below softplus by at
+    most ``exp(-threshold) / beta``: the lower line is lowered by that much.
+    """
+    beta = float(layer.beta)
+
+    def sp(z):
+        return F.softplus(z, beta=beta, threshold=1e9)
+
+    mid = 0.5 * (lo + hi)
+    slope_mid = torch.sigmoid(beta * mid)
+    width = hi - lo
+    flat = width <= 1e-12
+    chord = torch.where(
+        flat, slope_mid, (sp(hi) - sp(lo)) / torch.where(flat, 1.0, width)
+    )
+    jump = math.exp(-float(layer.threshold)) / beta
+    low_b = sp(mid) - slope_mid * mid - jump - _LINE_SLACK
+    up_b = sp(lo) - chord * lo + _LINE_SLACK
+    return slope_mid, low_b, chord, up_b
+
+
+def _piecewise_linear(slope, lo, hi):
+    """Lines of ``z -> max(z, slope z)`` (ReLU for slope 0) on ``[lo, hi]``."""
+    active, dead = lo >= 0, hi <= 0
+    width = torch.where(active | dead, 1.0, hi - lo)
+    chord = (hi - slope * lo) / width
+    up_a = torch.where(active, 1.0, torch.where(dead, slope, chord))
+    up_b = torch.where(active | dead, 0.0, (slope - chord) * lo)
+    # Adaptive lower slope (CROWN): 1 when the interval is mostly positive.
+    low_a = torch.where(active, 1.0, torch.where(dead | (hi < -lo), slope, 1.0)).to(lo)
+    return low_a, torch.zeros_like(lo), up_a.to(lo), up_b.to(lo)
+
+
+def relax(layer, lo, hi):
+    """Lines ``low_a z + low_b <= layer(z) <= up_a z + up_b`` on ``[lo, hi]``."""
+    if isinstance(layer, nn.ReLU):
+        return _piecewise_linear(0.0, lo, hi)
+    if isinstance(layer, nn.LeakyReLU):
+        return _piecewise_linear(float(layer.negative_slope), lo, hi)
+    if isinstance(layer, nn.Softplus):
+        return _softplus(layer, lo, hi)
+    return _s_shaped(layer, lo, hi)
+
+
+# -------------------------------------------------------------- the engine ---
+class _MaxPool:
+    """The windows of an ``nn.MaxPool2d`` layer (no padding, no dilation)."""
+
+    def __init__(self, layer, in_shape):
+        self.kernel, self.stride = _pair(layer.kernel_size), _pair(layer.stride)
+        self.in_shape = tuple(in_shape)
+
+    def windows(self, t):
+        """``(n, c, h, w) -> (n, c, k*k, L)``: the inputs of every window."""
+        n, c, h, w = t.shape
+        cols = F.unfold(t.reshape(n * c, 1, h, w), self.kernel, stride=self.stride)
+        return cols.reshape(n, c, cols.shape[1], cols.shape[2])
+
+    def output_bounds(self, lo, hi):
+        """Interval of the outputs, ``(n, c, L)`` each."""
+        return self.windows(lo).amax(2), self.windows(hi).amax(2)
+
+    def fit(self, lo, hi):
+        """The relaxation of every window on the box ``[lo, hi]``."""
+        lw, hw = self.windows(lo), self.windows(hi)
+        best = lw.argmax(2, keepdim=True)  # the input with the largest lower end
+        others = hw.scatter(2, best, -torch.inf).amax(2, keepdim=True)
+        # Stable: that input is the maximum everywhere on the box, y = x_best.
+        stable = lw.gather(2, best) >= others
+        return _MaxPoolRelaxation(self, best, stable, hw.amax(2, keepdim=True))
+
+
+class _MaxPoolRelaxation:
+    """``x_best <= max(window) <= x_best`` (stable) or ``<= max(upper)``."""
+
+    def __init__(self, pool, best, stable, top):
+        self.pool, self.best = pool, best
+        self.stable, self.top = stable[:, None, :, 0, :], top[:, None, :, 0, :]
+
+    def backward(self, lam, lower):
+        """Coefficients ``lam`` (n, m, c, L) on the outputs -> on the inputs."""
+        n, m, c, length = lam.shape
+        pos, neg = lam.clamp(min=0), lam.clamp(max=0)
+        # ``side`` uses the lower line x_best, ``other`` the upper line.
+        side, other = (pos, neg) if lower else (neg, pos)
+        onto_best = side + torch.where(self.stable, other, 0.0)
+        bias = (torch.where(self.stable, 0.0, other) * self.top).sum((2, 3))
+        k2 = self.pool.kernel[0] * self.pool.kernel[1]
+        full = lam.new_zeros((n, m, c, k2, length))
+        idx = self.best[:, None].expand(n, m, c, 1, length)
+        full.scatter_(3, idx, onto_best[:, :, :, None, :])
+        _, h, w = self.pool.in_shape
+        back = F.fold(
+            full.reshape(n * m * c, k2, length),
+            (h, w),
+            self.pool.kernel,
+            stride=self.pool.stride,
+        )
+        return back.reshape(n, m, c, h, w), bias
+
+
+class BoundPropagation:
+    """Bound propagation through a chain of layers from l2 balls (see module).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network, float64 and in eval mode (see :func:`unsupported_layer`
+        for the layers it may contain).
+    input_shape : tuple of int
+        Shape of one input sample.
+    """
+
+    def __init__(self, module, input_shape):
+        reason = unsupported_layer(module)
+        if reason is not None:
+            raise TypeError(f"Bound propagation cannot certify this network: {reason}.")
+        self.module = module
+        self.layers = [layer for _, layer in sequential_layers(module)]
+        self.input_shape = tuple(input_shape)
+        ref = next(module.parameters(), None)
+        self.dtype = ref.dtype if ref is not None else torch.float64
+        x = torch.zeros((1, *self.input_shape), dtype=self.dtype)
+        shapes = trace_input_shapes(self.layers, x)
+        self.in_shapes = [s[1:] for s in shapes]
+        with torch.no_grad():
+            out = x
+            for layer in self.layers:
+                out = layer(out)
+        self.out_shapes = self.in_shapes[1:] + [tuple(out.shape[1:])]
+        self.pools = {
+            i: _MaxPool(layer, self.in_shapes[i])
+            for i, layer in enumerate(self.layers)
+            if isinstance(layer, nn.MaxPool2d)
+        }
+        self.nonlinear = [
+            i
+            for i, layer in enumerate(self.layers)
+            if isinstance(layer, _ACTIVATIONS) or i in self.pools
+        ]
+        with torch.no_grad():
+            self.offsets = [
+                layer(torch.zeros((1, *s), dtype=self.dtype))[0]
+                if not self._is_nonlinear(i)
+                else None
+                for i, (layer, s) in enumerate(
+                    zip(self.layers, self.in_shapes, strict=True)
+                )
+            ]
+        first = self.nonlinear[0] if self.nonlinear else len(self.layers)
+        self.first = first
+        self.first_row_norms, self.gram = self._prefix_stats(first)
+
+    def _is_nonlinear(self, i):
+        return isinstance(self.layers[i], _ACTIVATIONS) or i in self.pools
+
+    # ------------------------------------------------------------ affine maps
+    def _forward(self, i, z):
+        with torch.no_grad():
+            return self.layers[i](z)
+
+    def _transpose(self, i, lam):
+        """``lam A_i`` for the linear part ``A_i`` of affine layer ``i``."""
+        layer = self.layers[i]
+        n, m = lam.shape[:2]
+        if isinstance(layer, nn.Linear):
+            return lam @ layer.weight
+        flat = lam.reshape(n * m, *self.out_shapes[i])
+        if isinstance(layer, _RESHAPES):
+            back = flat.reshape(n * m, *self.in_shapes[i])
+        else:
+            with torch.enable_grad():
+                z = torch.zeros(
+                    (n * m, *self.in_shapes[i]), dtype=self.dtype, requires_grad=True
+                )
+                (back,) = torch.autograd.grad(layer(z), z, grad_outputs=flat)
+        return back.reshape(n, m, *self.in_shapes[i])
+
+    def _abs_forward(self, i, rad):
+        """``|A_i| rad`` for a non-negative ``rad`` (interval arithmetic)."""
+        layer = self.layers[i]
+        with torch.no_grad():
+            if isinstance(layer, nn.Linear):
+                return rad @ layer.weight.abs().T
+            if isinstance(layer, nn.Conv2d):
+                return layer._conv_forward(rad, layer.weight.abs(), None)
+            if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                scale = batchnorm_scale(layer, exact=True).to(rad)
+                return rad * scale.reshape(1, -1, *([1] * (rad.ndim - 2)))
+            return layer(rad)  # reshapes and average pooling: non-negative maps
+
+    def _prefix_stats(self, end):
+        """Row norms ``||u_k||_2`` of the affine map of layers ``[0, end)``.
+
+        Also its Gram matrix ``G = A A^T`` when the map has at most as many
+        outputs as inputs (and at most :data:`_GRAM_MAX` of them): then
+        ``||lambda^T A||^2 = lambda^T G lambda`` is cheaper than carrying
+        ``lambda`` back through the map.
+        """
+        d = math.prod(self.input_shape)
+        shape = self.in_shapes[end] if end < len(self.layers) else self.out_shapes[-1]
+        width = math.prod(shape)
+        gram = None
+        if width <= min(d, _GRAM_MAX):
+            gram = torch.zeros((width, width), dtype=self.dtype)
+        total = torch.zeros(width, dtype=self.dtype)
+        zero = self._affine_chain(
+            torch.zeros((1, *self.input_shape), dtype=self.dtype), 0, end
+        ).reshape(1, width)
+        step = max(1, _BATCH_ENTRIES // max(1, width))
+        for start in range(0, d, step):
+            rows = min(step, d - start)
+            basis = torch.zeros((rows, d), dtype=self.dtype)
+            basis[torch.arange(rows), torch.arange(start, start + rows)] = 1.0
+            out = self._affine_chain(basis.reshape(rows, *self.input_shape), 0, end)
+            cols = out.reshape(rows, width) - zero  # rows of A^T
+            total += (cols**2).sum(0)
+            if gram is not None:
+                gram += cols.T @ cols
+        norms = (total.sqrt() * (1.0 + ROUNDING_SLACK)).reshape(shape)
+        return norms, gram
+
+    def _affine_chain(self, z, start, end):
+        for i in range(start, end):
+            z = self._forward(i, z)
+        return z
+
+    # -------------------------------------------------------------- bounds
+    def _relaxations(self, i, lo, hi):
+        if i in self.pools:
+            return self.pools[i].fit(lo, hi)
+        return relax(self.layers[i], lo, hi)
+
+    def _backward(self, lam, end, relaxations, x, radius, first_centre, lower=True):
+        """Lower (or upper) bounds over the balls of ``lam . h_end(x')``.
+
+        ``lam`` has shape (n, m, *shape of the input of layer ``end``);
+        ``first_centre`` is the input of the first non-linear layer at ``x``.
+        """
+        n, m = lam.shape[:2]
+        bias = torch.zeros((n, m), dtype=self.dtype)
+        stop = self.first if self.gram is not None else 0
+        for i in range(end - 1, stop - 1, -1):
+            if i in self.pools:
+                channels = self.out_shapes[i][0]
+                lam, b = relaxations[i].backward(lam.reshape(n, m, channels, -1), lower)
+                bias = bias + b
+            elif self._is_nonlinear(i):
+                low_a, low_b, up_a, up_b = relaxations[i]
+                pos, neg = lam.clamp(min=0), lam.clamp(max=0)
+                if lower:
+                    a, b, a2, b2 = low_a, low_b, up_a, up_b
+                else:
+                    a, b, a2, b2 = up_a, up_b, low_a, low_b
+                bias = bias + (pos * b[:, None]).flatten(2).sum(2)
+                bias = bias + (neg * b2[:, None]).flatten(2).sum(2)
+                lam = pos * a[:, None] + neg * a2[:, None]
+            else:
+                bias = bias + (lam * self.offsets[i]).flatten(2).sum(2)
+                lam = self._transpose(i, lam)
+        flat = lam.flatten(2)
+        sign = -1.0 if lower else 1.0
+        if stop > 0:
+            # lam sits on the output of the first affine map A x + c:
+            # lam . (A x' + c) >= lam . (A x + c) - r sqrt(lam^T G lam).
+            centre = (flat * first_centre.flatten(1)[:, None]).sum(2)
+            quad = ((flat @ self.gram) * flat).sum(2)
+            # Rounding slack relative to the triangle-inequality scale.
+            scale = (flat**2 @ self.gram.diagonal()).clamp_min(0.0)
+            norm = (quad.clamp_min(0.0) + 1e-12 * scale).sqrt()
+        else:
+            centre = (flat * x.flatten(1)[:, None]).sum(2)
+            norm = flat.norm(dim=2)
+        norm = norm * (1.0 + ROUNDING_SLACK)
+        return centre + bias + sign * radius[:, None] * norm
+
+    def entries_per_row(self):
+        """Largest coefficient array per point of one bound computation."""
+        widest = max(math.prod(s) for s in self.in_shapes)
+        costs = [self._backward_cost(i) for i in self.nonlinear[1:]]
+        costs = [c for c in costs if c <= _BACKWARD_ENTRIES]
+        return max([math.prod(self.out_shapes[-1]) * widest, *costs])
+
+    def _backward_cost(self, end):
+        neurons = math.prod(self.in_shapes[end])
+        widest = max(math.prod(s) for s in self.in_shapes[: end + 1])
+        return neurons * widest
+
+    def bounds(self, x, radius):
+        """Interval of every non-linear layer's input over the balls, and relaxations.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, *input_shape)
+            Centres, float64.
+        radius : torch.Tensor of shape (n,)
+            Radii.
+
+        Returns
+        -------
+        relaxations : dict
+            Per non-linear layer index, the relaxation fitted on its interval.
+        intervals : dict
+            Per non-linear layer index, ``(lo, hi)`` of its inputs.
+        first_centre : torch.Tensor
+            The input of the first non-linear layer at ``x``.
+        """
+        n = x.shape[0]
+        relaxations, intervals = {}, {}
+        first_centre = self._affine_chain(x, 0, self.first)
+        centre, done = first_centre, self.first
+        for k, i in enumerate(self.nonlinear):
+            centre = self._affine_chain(centre, done, i)
+            shape = self.in_shapes[i]
+            if k == 0:  # exact: an affine map of the input
+                spread = radius.reshape(-1, *([1] * len(shape)))
+                spread = spread * self.first_row_norms
+                lo, hi = centre - spread, centre + spread
+            else:
+                # Interval arithmetic from the previous bounds is cheap; where
+                # a backward pass is affordable too, both intervals hold and
+                # so does their intersection.
+                lo, hi = self._interval(intervals, relaxations, i, n)
+                if self._backward_cost(i) <= _BACKWARD_ENTRIES:
+                    eye = torch.eye(math.prod(shape), dtype=self.dtype)
+                    eye = eye.reshape(1, -1, *shape).expand(n, -1, *shape)
+                    args = (eye, i, relaxations, x, radius, first_centre)
+                    back_lo = self._backward(*args).reshape(n, *shape)
+                    back_hi = self._backward(*args, lower=False).reshape(n, *shape)
+                    lo, hi = torch.maximum(lo, back_lo), torch.minimum(hi, back_hi)
+                    hi = torch.maximum(hi, lo)  # rounding only
+            intervals[i] = (lo, hi)
+            relaxations[i] = self._relaxations(i, lo, hi)
+            centre = self._forward(i, centre)
+            done = i + 1
+        return relaxations, intervals, first_centre
+
+    def _interval(self, intervals, relaxations, end, n):
+        """Interval of the input of layer ``end`` from the previous bounds."""
+        prev = max(j for j in intervals if j < end)
+        lo, hi = intervals[prev]
+        layer = self.layers[prev]
+        if prev in self.pools:
+            lo, hi = self.pools[prev].output_bounds(lo, hi)
+            lo = lo.reshape(n, *self.out_shapes[prev])
+            hi = hi.reshape(n, *self.out_shapes[prev])
+        else:  # monotone activations
+            with torch.no_grad():
+                lo, hi = layer(lo), layer(hi)
+            if isinstance(layer, nn.Softplus):  # torch's threshold: a tiny jump
+                jump = math.exp(-float(layer.threshold)) / float(layer.beta)
+                lo, hi = lo - jump, hi + jump
+        for i in range(prev + 1, end):
+            mid, rad = 0.5 * (lo + hi), 0.5 * (hi - lo)
+            mid = self._forward(i, mid)
+            rad = self._abs_forward(i, rad) * (1.0 + ROUNDING_SLACK)
+            lo, hi = mid - rad, mid + rad
+        return lo, hi
+
+    def margin_bounds(self, x, radius, reference):
+        """Lower bounds of ``f_c - f_j`` over the balls, ``c`` the reference class.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, *input_shape)
+            Centres, float64.
+        radius : torch.Tensor of shape (n,)
+            Radii.
+        reference : torch.Tensor of shape (n,)
+            The class ``c`` of each row (long).
+
+        Returns
+        -------
+        lower : torch.Tensor of shape (n, n_classes)
+            Sound lower bounds; ``+inf`` in the column of ``c``.
+        """
+        with torch.no_grad():
+            relaxations, _, first_centre = self.bounds(x, radius)
+            return self._margins(relaxations, x, radius, reference, first_centre)
+
+    def _margins(self, relaxations, x, radius, reference, first_centre):
+        k = self.out_shapes[-1][0]
+        spec = torch.eye(k, dtype=self.dtype)[reference][:, None, :] - torch.eye(
+            k, dtype=self.dtype
+        )
+        lower = self._backward(
+            spec, len(self.layers), relaxations, x, radius, first_centre
+        )
+        return lower.scatter(1, reference[:, None], torch.inf)
+
+    def radius(self, X, *, lower=None, n_steps=BISECTION_STEPS):
+        """Largest l2 radius at which the bounds prove the decision constant.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, ...)
+            Points to certify, float64.
+        lower : ndarray of shape (n_samples,), default=None
+            Radii already certified by other means: the search starts there
+            and never returns less.
+        n_steps : int, default=BISECTION_STEPS
+            At most this many bisection steps, each stopping once the radius
+            is known to a relative precision of 0.5%.
+
+        Returns
+        -------
+        radius : ndarray of shape (n_samples,)
+            Radii at which every margin's lower bound was positive (or
+            ``lower``).
+        """
+        X = torch.as_tensor(np.asarray(X, dtype=np.float64))
+        X = X.reshape(len(X), *self.input_shape)
+        with eval_mode(self.module):
+            logits = self.module(X)
+        reference = logits.argmax(1)
+        top2 = logits.topk(2, dim=1).values
+        gap = (top2[:, 0] - top2[:, 1]).numpy()
+        tol = (1e-9 * (1.0 + logits.abs().amax(1))).numpy()
+        lower = (
+            np.zeros(len(X)) if lower is None else np.asarray(lower, dtype=np.float64)
+        )
+        rows = max(1, _BATCH_ENTRIES // self.entries_per_row())
+
+        def certified(R, idx):
+            ok = np.zeros(len(idx), dtype=bool)
+            for s in range(0, len(idx), rows):
+                part = idx[s : s + rows]
+                bound = self.margin_bounds(
+                    X[part], torch.as_tensor(R[s : s + rows]), reference[part]
+                )
+                ok[s : s + rows] = bound.amin(1).numpy() > tol[part]
+            return ok
+
+        # The bracket: twice the first-order guess or twice the known radius;
+        # every radius returned is one the bisection verified.
+        guess = _first_order(self.module, X, reference)
+        upper = np.where(gap > 0, np.maximum(2.0 * lower, guess), 0.0)
+        radius = bisect_radius(
+            certified, upper, lower=lower, n_steps=n_steps, rtol=_RTOL
+        )
+        return np.maximum(radius * (1.0 - ROUNDING_SLACK), lower)
+
+
+def bound_propagation_radius(
+    module, X, input_shape, *, lower=None, n_steps=BISECTION_STEPS
+):
+    """Largest l2 radius at which bound propagation proves the decision constant.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network, float64 and in eval mode.
+    X : ndarray of shape (n_samples, ...)
+        Points to certify, float64.
+    input_shape : tuple of int
+        Shape of one sample.
+    lower : ndarray of shape (n_samples,), default=None
+        Radii already certified by other means: the search starts there and
+        never returns less.
+    n_steps : int, default=BISECTION_STEPS
+        At most this many bisection steps.
+
+    Returns
+    -------
+    radius : ndarray of shape (n_samples,)
+        Radii at which every margin's lower bound was positive (or ``lower``).
+    """
+    engine = BoundPropagation(module, input_shape)
+    return engine.radius(X, lower=lower, n_steps=n_steps)
+
+
+def _first_order(module, X, reference):
+    """``min_j g_j(x) / ||grad g_j(x)||``, a guess of the radius (not a bound)."""
+    with torch.enable_grad():
+        x = X.clone().requires_grad_(True)
+        out = module(x)
+        rows = torch.arange(len(X))
+        top = out[rows, reference]
+        others = out.scatter(1, reference[:, None], -torch.inf)
+        runner = others.argmax(1)
+        gap = top - out[rows, runner]
+        (grad,) = torch.autograd.grad(gap.sum(), x)
+    norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return (gap.detach() / norm).clamp_min(0).numpy() * 2.0

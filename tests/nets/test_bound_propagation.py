@@ -1,0 +1,299 @@
+"""Bound propagation from l2 balls: sound for every layer kind, tight where exact.
+
+Every bound is checked against the network itself: sampled points of the
+ball (on its sphere, where the extremes of these functions lie more often,
+and inside it, and a projected-gradient walk towards the boundary) never go
+below the propagated lower bounds of the margins nor outside the intervals of
+the layers' inputs; in 2-D the certified radius never exceeds the distance to
+the decision boundary measured on a dense grid.
+"""
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from torch import nn
+
+import sk_margin.nets._bound_propagation as bp
+from sk_margin import box_constrained_attack
+from sk_margin.nets import MarginNetClassifier, certify_network
+from sk_margin.nets._bound_propagation import (
+    BoundPropagation,
+    bound_propagation_radius,
+    relax,
+)
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "softplus": lambda: nn.Softplus(beta=3.0),
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def _bn(channels, dims):
+    layer = (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(channels)
+    with torch.no_grad():
+        layer.running_mean.normal_()
+        layer.running_var.uniform_(0.3, 3.0)
+        layer.weight.normal_()
+        layer.bias.normal_()
+    return layer
+
+
+def _networks():
+    """``(name, network, input shape)``: one network per layer kind."""
+    torch.manual_seed(0)
+    nets = [
+        (
+            f"mlp_{name}",
+            nn.Sequential(
+                nn.Linear(6, 16), make(), nn.Linear(16, 12), make(), nn.Linear(12, 4)
+            ),
+            (6,),
+        )
+        for name, make in ACTIVATIONS.items()
+    ]
+    nets += [
+        (
+            "conv_padding_avgpool",
+            nn.Sequential(
+                nn.Unflatten(1, (1, 8, 8)),
+                nn.Conv2d(1, 4, 3, padding=1),
+                nn.ReLU(),
+                nn.AvgPool2d(2),
+                nn.Flatten(),
+                nn.Linear(64, 5),
+            ),
+            (64,),
+        ),
+        (
+            "conv_stride_batchnorm_maxpool",
+            nn.Sequential(
+                nn.Conv2d(2, 4, 3, stride=2, padding=1),
+                _bn(4, 2),
+                nn.Tanh(),
+                nn.MaxPool2d(2),
+                nn.Flatten(),
+                nn.Linear(16, 5),
+            ),
+            (2, 8, 8),
+        ),
+        (
+            "overlapping_maxpool_sigmoid",
+            nn.Sequential(
+                nn.Conv2d(1, 3, 3),
+                nn.Sigmoid(),
+                nn.MaxPool2d(3, stride=1),
+                nn.Flatten(),
+                nn.Linear(48, 4),
+            ),
+            (1, 8, 8),
+        ),
+        (
+            "batchnorm1d_dropout_adaptive_pool",
+            nn.Sequential(
+                nn.Linear(10, 20),
+                _bn(20, 1),
+                nn.Softplus(beta=2.0),
+                nn.Dropout(0.3),
+                nn.Unflatten(1, (2, 10)),
+                nn.AdaptiveAvgPool1d(5),
+                nn.Flatten(),
+                nn.LeakyReLU(0.1),
+                nn.Linear(10, 3),
+            ),
+            (10,),
+        ),
+    ]
+    return [(name, net.double().eval(), shape) for name, net, shape in nets]
+
+
+NETWORKS = _networks()
+
+
+def _sphere(n, shape, radius, generator):
+    d = torch.randn((n, *shape), dtype=torch.float64, generator=generator)
+    norm = d.flatten(1).norm(dim=1).reshape(-1, *([1] * len(shape)))
+    return d / norm * radius
+
+
+def _margins(net, x, reference):
+    out = net(x)
+    return out.gather(1, reference[:, None]) - out
+
+
+@pytest.mark.parametrize("name, net, shape", NETWORKS, ids=[n for n, *_ in NETWORKS])
+@pytest.mark.parametrize("radius", [0.05, 0.4])
+def test_sampled_points_never_go_below_the_propagated_bounds(name, net, shape, radius):
+    g = torch.Generator().manual_seed(1)
+    n = 5
+    x = torch.rand((n, *shape), dtype=torch.float64, generator=g)
+    R = torch.full((n,), radius, dtype=torch.float64)
+    engine = BoundPropagation(net, shape)
+    reference = net(x).argmax(1)
+    lower = engine.margin_bounds(x, R, reference)
+    relaxations, intervals, _ = engine.bounds(x, R)
+    others = torch.ones_like(lower, dtype=torch.bool).scatter(1, reference[:, None], 0)
+
+    # Points on the sphere and inside the ball.
+    points = [x + _sphere(n, shape, radius, g) for _ in range(150)]
+    scale = torch.rand((60, n), generator=g, dtype=torch.float64) ** (1 / 8)
+    points += [x + _sphere(n, shape, radius, g) * s.reshape(-1, *([1] * len(shape)))
+               for s in scale]  # fmt: skip
+    # A projected-gradient walk that tries to close the smallest margin.
+    z = x.clone()
+    for _ in range(30):
+        z.requires_grad_(True)
+        gap = _margins(net, z, reference).masked_fill(~others, torch.inf)
+        (grad,) = torch.autograd.grad(-gap.amin(1).sum(), z)
+        with torch.no_grad():
+            step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(
+                -1, *([1] * len(shape))
+            )
+            z = x + _project(z + 0.1 * radius * step - x, radius)
+        points.append(z.detach())
+
+    layers = engine.layers
+    for p in points:
+        with torch.no_grad():
+            margins = _margins(net, p, reference)
+        assert torch.all(margins[others] >= lower[others] - 1e-10)
+        h = p
+        with torch.no_grad():
+            for i, layer in enumerate(layers):
+                if i in intervals:
+                    lo, hi = intervals[i]
+                    assert torch.all(h >= lo - 1e-10) and torch.all(h <= hi + 1e-10)
+                h = layer(h)
+
+
+def _project(d, radius):
+    norm = d.flatten(1).norm(dim=1).reshape(-1, *([1] * (d.ndim - 1)))
+    return d * torch.clamp(radius / norm.clamp_min(1e-12), max=1.0)
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_every_relaxation_encloses_its_activation(name):
+    layer = ACTIVATIONS[name]().double()
+    g = torch.Generator().manual_seed(0)
+    lo = torch.randn(500, dtype=torch.float64, generator=g) * 4
+    hi = lo + torch.rand(500, dtype=torch.float64, generator=g) * 6
+    lo[:20], hi[:20] = -0.5, 0.5  # symmetric around the inflection
+    low_a, low_b, up_a, up_b = relax(layer, lo, hi)
+    t = torch.linspace(0, 1, 2001, dtype=torch.float64)[:, None]
+    z = lo + t * (hi - lo)
+    with torch.no_grad():
+        value = layer(z)
+    assert torch.all(low_a * z + low_b <= value + 1e-12)
+    assert torch.all(up_a * z + up_b >= value - 1e-12)
+    # Tight where the interval is a point: both lines meet the function.
+    point = torch.tensor([0.3], dtype=torch.float64)
+    lines = relax(layer, point, point)
+    assert_allclose(
+        (lines[0] * point + lines[1]).item(), layer(point).item(), atol=1e-8
+    )
+
+
+def test_a_linear_network_is_certified_at_its_exact_distance():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(5, 4)).double().eval()
+    X = np.random.default_rng(0).normal(size=(8, 5))
+    radius = bound_propagation_radius(net, X, (5,))
+    W, b = (p.detach().numpy() for p in net[1].parameters())
+    S = X @ W.T + b
+    c = S.argmax(1)
+    exact = [
+        min((S[i, c[i]] - S[i, j]) / np.linalg.norm(W[c[i]] - W[j])
+            for j in range(4) if j != c[i])
+        for i in range(len(X))
+    ]  # fmt: skip
+    assert np.all(radius <= exact)
+    assert_allclose(radius, exact, rtol=6e-3)  # the bisection's precision
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_radius_never_exceeds_the_distance_on_a_dense_grid_in_2d(name):
+    torch.manual_seed(4)  # a seed at which every net has several classes nearby
+    make = ACTIVATIONS[name]
+    net = nn.Sequential(nn.Linear(2, 12), make(), nn.Linear(12, 12), make(),
+                        nn.Linear(12, 3)).double().eval()  # fmt: skip
+    with torch.no_grad():  # sharper units: boundaries within reach
+        for layer in net[::2]:
+            layer.weight.mul_(3.0)
+    X = np.random.default_rng(1).uniform(-1, 1, size=(12, 2))
+    radius = bound_propagation_radius(net, X, (2,))
+    glob = certify_network(net, X, (2,), "global_pairwise")
+    # The decision on a fine polar grid around each point.
+    angles = np.linspace(0, 2 * np.pi, 720, endpoint=False)
+    steps = np.linspace(0, 1, 400)[1:]
+    with torch.no_grad():
+        pred = net(torch.from_numpy(X)).argmax(1).numpy()
+    ratios = []
+    for x, r, c in zip(X, radius, pred, strict=True):
+        reach = 2 * max(r, 1e-3)
+        for _ in range(6):  # widen the grid until it meets the boundary
+            pts = x + reach * steps[:, None, None] * np.stack(
+                [np.cos(angles), np.sin(angles)], axis=1
+            )
+            with torch.no_grad():
+                out = net(torch.from_numpy(pts.reshape(-1, 2)))
+            flips = (out.argmax(1).numpy() != c).reshape(len(steps), len(angles))
+            if flips.any():
+                distance = reach * steps[np.argmax(flips.any(axis=1))]
+                assert r <= distance
+                ratios.append(r / distance)
+                break
+            reach *= 2
+    assert len(ratios) >= 8 and np.mean(ratios) > 0.2
+    assert np.all(radius >= glob * (1 - 1e-9)) or np.mean(radius > glob) > 0.5
+
+
+def test_interval_arithmetic_where_a_backward_pass_is_too_large(monkeypatch):
+    name, net, shape = NETWORKS[0]  # two ReLU layers
+    x = torch.rand((4, *shape), dtype=torch.float64)
+    R = torch.full((4,), 0.2, dtype=torch.float64)
+    reference = net(x).argmax(1)
+    full = BoundPropagation(net, shape).margin_bounds(x, R, reference)
+    monkeypatch.setattr(bp, "_BACKWARD_ENTRIES", 0)
+    cheap = BoundPropagation(net, shape).margin_bounds(x, R, reference)
+    finite = torch.isfinite(full)
+    assert not torch.allclose(cheap[finite], full[finite])  # the other path ran
+    points = [x + _sphere(4, shape, 0.2, torch.Generator().manual_seed(k))
+              for k in range(100)]  # fmt: skip
+    for p in points:
+        m = _margins(net, p, reference)
+        assert torch.all(m[finite] >= cheap[finite] - 1e-10)
+
+
+def test_unsupported_layers_are_named_and_auto_does_without():
+    net = nn.Sequential(nn.Linear(3, 4), nn.GELU(), nn.Linear(4, 2)).double().eval()
+    with pytest.raises(TypeError, match=r"layer 1 \(nn.GELU\) is not supported"):
+        BoundPropagation(net, (3,))
+    net = nn.Sequential(nn.Linear(3, 4), nn.ELU(), nn.Linear(4, 2)).double().eval()
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    auto = certify_network(net, X, (3,), "auto")  # ELU: global bounds only
+    assert_allclose(auto, certify_network(net, X, (3,), "global_pairwise"))
+
+
+@pytest.fixture(scope="module")
+def deep_net(digits_split):
+    X_train, X_test, y_train, _ = digits_split
+    net = MarginNetClassifier(
+        module__hidden_sizes=(64, 64), max_epochs=15, lr=3e-3, random_state=0
+    ).fit(X_train[:600], y_train[:600])
+    return net, X_test[:40]
+
+
+def test_certificates_of_a_deep_net_never_exceed_attack_distances(deep_net):
+    net, X = deep_net
+    radii = net.certify(X, method="bound_propagation")
+    X_adv, success = box_constrained_attack(net, X, bounds=(0.0, 1.0))
+    distance = np.linalg.norm(X_adv - X, axis=1)
+    assert success.mean() > 0.9
+    assert np.all(radii[success] <= distance[success])
+    # Far tighter than the global bound on this two-hidden-layer net.
+    glob = net.certify(X, method="global_pairwise")
+    assert np.mean(radii) > 1.5 * np.mean(glob)
+    assert np.all(net.certify(X) >= glob * (1 - 1e-9))  # auto
