@@ -49,6 +49,7 @@ from sk_margin.nets._layers import (
     sequential_layers,
     trace_input_shapes,
 )
+from sk_margin.nets._local import derivative_range
 from sk_margin.nets._rules import DROPOUTS, batchnorm_scale
 
 __all__ = ["BoundPropagation", "bound_propagation_radius", "unsupported_layer"]
@@ -73,7 +74,7 @@ _SUPPORTED = (
 # A backward pass that gives the bounds of a layer's inputs carries one row
 # per neuron; above this many entries per point (rows x widest layer on the
 # way back) the interval of that layer comes from interval arithmetic.
-_BACKWARD_ENTRIES = 2**21
+_BACKWARD_ENTRIES = 2**19
 # Entries of the coefficient arrays per batch of points.
 _BATCH_ENTRIES = 2**23
 # The Gram matrix of the first affine map is used up to this many outputs.
@@ -408,6 +409,26 @@ class BoundPropagation:
                 return rad * scale.reshape(1, -1, *([1] * (rad.ndim - 2)))
             return layer(rad)  # reshapes and average pooling: non-negative maps
 
+    def _abs_transpose(self, i, rad):
+        """``rad |A_i|`` for non-negative coefficients ``rad`` (n, m, *out)."""
+        layer = self.layers[i]
+        if isinstance(layer, nn.Linear):
+            return rad @ layer.weight.abs()
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            scale = batchnorm_scale(layer, exact=True).to(rad)
+            return rad * scale.reshape(1, 1, -1, *([1] * (rad.ndim - 3)))
+        if isinstance(layer, nn.Conv2d):
+            n, m = rad.shape[:2]
+            flat = rad.reshape(n * m, *self.out_shapes[i])
+            with torch.enable_grad():
+                z = torch.zeros(
+                    (n * m, *self.in_shapes[i]), dtype=self.dtype, requires_grad=True
+                )
+                out = layer._conv_forward(z, layer.weight.abs(), None)
+                (back,) = torch.autograd.grad(out, z, grad_outputs=flat)
+            return back.reshape(n, m, *self.in_shapes[i])
+        return self._transpose(i, rad)  # reshapes and average pooling: A >= 0
+
     def _prefix_stats(self, end):
         """Row norms ``||u_k||_2`` of the affine map of layers ``[0, end)``.
 
@@ -456,13 +477,17 @@ class BoundPropagation:
         ``lam`` has shape (n, m, *shape of the input of layer ``end``);
         ``first_centre`` is the input of the first non-linear layer at ``x``.
         """
-        n, m = lam.shape[:2]
-        bias = torch.zeros((n, m), dtype=self.dtype)
+        # ``lam`` may have a batch dimension of 1, shared by every row, until
+        # the first relaxation makes it row-dependent: the affine layers
+        # after the last relaxation are then transposed once, not per row.
+        n, m = x.shape[0], lam.shape[1]
+        bias = torch.zeros((lam.shape[0], m), dtype=self.dtype)
         stop = self.first if self.gram is not None else 0
         for i in range(end - 1, stop - 1, -1):
             if i in self.pools:
                 channels = self.out_shapes[i][0]
-                lam, b = relaxations[i].backward(lam.reshape(n, m, channels, -1), lower)
+                lam = lam.expand(n, *lam.shape[1:]).reshape(n, m, channels, -1)
+                lam, b = relaxations[i].backward(lam, lower)
                 bias = bias + b
             elif self._is_nonlinear(i):
                 low_a, low_b, up_a, up_b = relaxations[i]
@@ -492,6 +517,18 @@ class BoundPropagation:
             norm = flat.norm(dim=2)
         norm = norm * (1.0 + ROUNDING_SLACK)
         return centre + bias + sign * radius[:, None] * norm
+
+    @property
+    def backward_everywhere(self):
+        """Whether every layer's interval comes from a backward pass (or is exact).
+
+        Where interval arithmetic stands in (wide convolutions), the bounds are
+        usually looser than the global Lipschitz bounds, and ``"auto"`` leaves
+        bound propagation out.
+        """
+        return all(
+            self._backward_cost(i) <= _BACKWARD_ENTRIES for i in self.nonlinear[1:]
+        )
 
     def entries_per_row(self):
         """Largest coefficient array per point of one bound computation."""
@@ -542,7 +579,7 @@ class BoundPropagation:
                 lo, hi = self._interval(intervals, relaxations, i, n)
                 if self._backward_cost(i) <= _BACKWARD_ENTRIES:
                     eye = torch.eye(math.prod(shape), dtype=self.dtype)
-                    eye = eye.reshape(1, -1, *shape).expand(n, -1, *shape)
+                    eye = eye.reshape(1, -1, *shape)  # shared by every row
                     args = (eye, i, relaxations, x, radius, first_centre)
                     back_lo = self._backward(*args).reshape(n, *shape)
                     back_hi = self._backward(*args, lower=False).reshape(n, *shape)
@@ -576,6 +613,50 @@ class BoundPropagation:
             lo, hi = mid - rad, mid + rad
         return lo, hi
 
+    def gradient_norm_bounds(self, intervals, spec):
+        """Bounds of ``||grad (spec . f)(x')||_2`` over the balls of ``intervals``.
+
+        The local Lipschitz constant of each margin, with every neuron's
+        slope confined to the range of the activation's derivative on its
+        interval (fixed for the neurons that are stable on the ball): the
+        Jacobian ``W_L D_{L-1} ... D_1 W_1`` is carried back as an interval
+        vector, the deep form of Hein & Andriushchenko's Proposition 2.2
+        (Fast-Lip, Weng et al. 2018). None for networks with max pooling.
+
+        Parameters
+        ----------
+        intervals : dict
+            ``(lo, hi)`` of every non-linear layer's inputs (from
+            :meth:`bounds`).
+        spec : torch.Tensor of shape (n, m, n_outputs)
+            The rows ``e_c - e_j``.
+
+        Returns
+        -------
+        norms : torch.Tensor of shape (n, m) or None
+            Upper bounds of the gradient norms on the balls.
+        """
+        if self.pools:
+            return None
+        lo = hi = spec
+        for i in range(len(self.layers) - 1, -1, -1):
+            if self._is_nonlinear(i):
+                low, high = intervals[i]
+                s_lo, s_hi = (
+                    torch.as_tensor(v, dtype=self.dtype)[:, None]
+                    for v in derivative_range(self.layers[i], low.numpy(), high.numpy())
+                )  # both >= 0
+                lo, hi = (
+                    torch.minimum(lo * s_lo, lo * s_hi),
+                    torch.maximum(hi * s_lo, hi * s_hi),
+                )
+            else:
+                mid = self._transpose(i, 0.5 * (lo + hi))
+                rad = self._abs_transpose(i, 0.5 * (hi - lo)) * (1.0 + ROUNDING_SLACK)
+                lo, hi = mid - rad, mid + rad
+        worst = torch.maximum(lo.abs(), hi.abs()).flatten(2)
+        return worst.norm(dim=2) * (1.0 + ROUNDING_SLACK)
+
     def margin_bounds(self, x, radius, reference):
         """Lower bounds of ``f_c - f_j`` over the balls, ``c`` the reference class.
 
@@ -593,19 +674,57 @@ class BoundPropagation:
         lower : torch.Tensor of shape (n, n_classes)
             Sound lower bounds; ``+inf`` in the column of ``c``.
         """
-        with torch.no_grad():
-            relaxations, _, first_centre = self.bounds(x, radius)
-            return self._margins(relaxations, x, radius, reference, first_centre)
+        return self.certificates(x, radius, reference)[0]
 
-    def _margins(self, relaxations, x, radius, reference, first_centre):
-        k = self.out_shapes[-1][0]
-        spec = torch.eye(k, dtype=self.dtype)[reference][:, None, :] - torch.eye(
-            k, dtype=self.dtype
-        )
-        lower = self._backward(
-            spec, len(self.layers), relaxations, x, radius, first_centre
-        )
-        return lower.scatter(1, reference[:, None], torch.inf)
+    def certificates(self, x, radius, reference, *, gaps=None, tol=0.0):
+        """Margin lower bounds and local Lipschitz bounds from one propagation.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, *input_shape)
+            Centres, float64.
+        radius : torch.Tensor of shape (n,)
+            Radii.
+        reference : torch.Tensor of shape (n,)
+            The class ``c`` of each row (long).
+        gaps : ndarray of shape (n, n_classes), default=None
+            ``f_c(x) - f_j(x)``. When given, the Lipschitz bounds are only
+            computed for the rows whose margin bounds do not exceed ``tol``
+            (NaN elsewhere).
+        tol : float or ndarray of shape (n,), default=0.0
+            See ``gaps``.
+
+        Returns
+        -------
+        lower : torch.Tensor of shape (n, n_classes)
+            Lower bounds of ``f_c - f_j`` over the balls (``+inf`` at ``c``).
+        lipschitz : torch.Tensor of shape (n, n_classes) or None
+            Upper bounds of ``||grad (f_c - f_j)||`` over the balls (0 at
+            ``c``; see :meth:`gradient_norm_bounds`); None with max pooling.
+        """
+        with torch.no_grad():
+            relaxations, intervals, first_centre = self.bounds(x, radius)
+            k = self.out_shapes[-1][0]
+            eye = torch.eye(k, dtype=self.dtype)
+            spec = eye[reference][:, None, :] - eye
+            lower = self._backward(
+                spec, len(self.layers), relaxations, x, radius, first_centre
+            )
+            lower = lower.scatter(1, reference[:, None], torch.inf)
+            rows = torch.arange(len(x))
+            if gaps is not None:
+                rows = torch.nonzero(
+                    lower.amin(1) <= torch.as_tensor(tol, dtype=self.dtype)
+                )[:, 0]
+            lipschitz = None
+            if not self.pools:
+                lipschitz = torch.full_like(lower, torch.nan)
+                if len(rows):
+                    part = {
+                        i: (lo[rows], hi[rows]) for i, (lo, hi) in intervals.items()
+                    }
+                    lipschitz[rows] = self.gradient_norm_bounds(part, spec[rows])
+        return lower, lipschitz
 
     def radius(self, X, *, lower=None, n_steps=BISECTION_STEPS):
         """Largest l2 radius at which the bounds prove the decision constant.
@@ -632,8 +751,9 @@ class BoundPropagation:
         with eval_mode(self.module):
             logits = self.module(X)
         reference = logits.argmax(1)
-        top2 = logits.topk(2, dim=1).values
-        gap = (top2[:, 0] - top2[:, 1]).numpy()
+        gaps = (logits.gather(1, reference[:, None]) - logits).numpy()
+        gaps[np.arange(len(X)), reference.numpy()] = np.inf
+        gap = gaps.min(axis=1)
         tol = (1e-9 * (1.0 + logits.abs().amax(1))).numpy()
         lower = (
             np.zeros(len(X)) if lower is None else np.asarray(lower, dtype=np.float64)
@@ -643,11 +763,25 @@ class BoundPropagation:
         def certified(R, idx):
             ok = np.zeros(len(idx), dtype=bool)
             for s in range(0, len(idx), rows):
-                part = idx[s : s + rows]
-                bound = self.margin_bounds(
-                    X[part], torch.as_tensor(R[s : s + rows]), reference[part]
+                part, r = idx[s : s + rows], R[s : s + rows]
+                bound, lip = self.certificates(
+                    X[part],
+                    torch.as_tensor(r),
+                    reference[part],
+                    gaps=gaps[part],
+                    tol=tol[part],
                 )
-                ok[s : s + rows] = bound.amin(1).numpy() > tol[part]
+                good = bound.amin(1).numpy() > tol[part]
+                need = ~good
+                if lip is not None and need.any():
+                    # Where they fail: Hein & Andriushchenko, Theorem 2.1 with
+                    # the local Lipschitz bound on the same ball,
+                    # g_j(x) > r L_j for every j != c.
+                    g, L = gaps[part][need], lip.numpy()[need]
+                    slack = g - r[need, None] * L * (1.0 + ROUNDING_SLACK)
+                    slack[~np.isfinite(g)] = np.inf  # the column of c
+                    good[need] = slack.min(axis=1) > tol[part][need]
+                ok[s : s + rows] = good
             return ok
 
         # The bracket: twice the first-order guess or twice the known radius;

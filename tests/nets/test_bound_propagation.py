@@ -297,3 +297,29 @@ def test_certificates_of_a_deep_net_never_exceed_attack_distances(deep_net):
     glob = net.certify(X, method="global_pairwise")
     assert np.mean(radii) > 1.5 * np.mean(glob)
     assert np.all(net.certify(X) >= glob * (1 - 1e-9))  # auto
+
+
+WITHOUT_POOLING = [n for n in NETWORKS if "maxpool" not in n[0]]
+
+
+@pytest.mark.parametrize(
+    "name, net, shape", WITHOUT_POOLING, ids=[n for n, *_ in WITHOUT_POOLING]
+)
+def test_local_lipschitz_bounds_dominate_the_gradients_on_the_ball(name, net, shape):
+    g = torch.Generator().manual_seed(2)
+    n, radius = 4, 0.3
+    x = torch.rand((n, *shape), dtype=torch.float64, generator=g)
+    reference = net(x).argmax(1)
+    engine = BoundPropagation(net, shape)
+    _, lipschitz = engine.certificates(
+        x, torch.full((n,), radius, dtype=torch.float64), reference
+    )
+    assert torch.all(lipschitz.gather(1, reference[:, None]) == 0)
+    k = lipschitz.shape[1]
+    for _ in range(40):
+        p = (x + _sphere(n, shape, radius, g) * torch.rand(1, generator=g)).detach()
+        p.requires_grad_(True)
+        margins = _margins(net, p, reference)
+        for j in range(k):
+            (grad,) = torch.autograd.grad(margins[:, j].sum(), p, retain_graph=True)
+            assert torch.all(grad.flatten(1).norm(dim=1) <= lipschitz[:, j] + 1e-10)
