@@ -22,14 +22,17 @@ from sk_margin.nets._lipschitz import (
     network_lipschitz_bounds,
     pairwise_lipschitz_bounds,
 )
+from sk_margin.nets._lipschitz_modules import LipschitzMLP, MaxMin, orthogonalize
 from sk_margin.nets._modules import MLP, SmallCNN, default_module_for
 from sk_margin.nets._power_iteration import PowerIterationLipschitz
 
 __all__ = [
     "CERTIFY_METHODS",
+    "LipschitzMLP",
     "MLP",
     "MarginNetClassifier",
     "MarginStatistics",
+    "MaxMin",
     "PowerIterationLipschitz",
     "SmallCNN",
     "certify_network",
@@ -40,5 +43,6 @@ __all__ = [
     "lipschitz_bound",
     "losses",
     "network_lipschitz_bounds",
+    "orthogonalize",
     "pairwise_lipschitz_bounds",
 ]

@@ -1,6 +1,7 @@
 """MarginNetClassifier: a skorch classifier with pluggable margin losses."""
 
 import copy
+import inspect
 from numbers import Integral, Real
 
 import numpy as np
@@ -185,7 +186,14 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         return self
 
     def initialize_module(self):
-        """Initialise the module, the default one sized from the training data.
+        """Initialise the module, sized from the training data where it asks.
+
+        The default module (``module=None``) is chosen and sized by
+        :func:`sk_margin.nets.default_module_for`. A module class whose
+        ``__init__`` takes ``input_dim``, ``input_shape`` or ``n_classes``
+        (as :class:`~sk_margin.nets.MLP`, :class:`~sk_margin.nets.SmallCNN`
+        and :class:`~sk_margin.nets.LipschitzMLP` do) gets them from the data
+        unless they are set (``module__n_classes=...``).
 
         Returns
         -------
@@ -194,17 +202,37 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         """
         kwargs = self.get_params_for("module")
         module = self.module
-        if module is None:
+        if module is None or isinstance(module, type):
             if not hasattr(self, "input_shape_"):
-                raise RuntimeError(
-                    "The default module is sized from the training data: call fit "
-                    "before initialize, or pass a module."
-                )
-            module, inferred = default_module_for(self.input_shape_)
-            inferred["n_classes"] = len(self.classes_inferred_)
-            kwargs = {**inferred, **kwargs}
+                if module is None:
+                    raise RuntimeError(
+                        "The default module is sized from the training data: call "
+                        "fit before initialize, or pass a module."
+                    )
+            else:
+                kwargs = {**self._inferred_sizes(module), **kwargs}
+            if module is None:
+                module, _ = default_module_for(self.input_shape_)
         self.module_ = self.initialized_instance(module, kwargs)
         return self
+
+    def _inferred_sizes(self, module):
+        """The sizes of ``module`` (a class or None) taken from the data."""
+        n_classes = len(self.classes_inferred_)
+        if module is None:
+            _, sizes = default_module_for(self.input_shape_)
+            return {**sizes, "n_classes": n_classes}
+        params = inspect.signature(module.__init__).parameters
+        sizes = {}
+        if "input_dim" in params:
+            sizes["input_dim"] = int(np.prod(self.input_shape_))
+        if "input_shape" in params:
+            sizes["input_shape"] = default_module_for(self.input_shape_)[1].get(
+                "input_shape", tuple(self.input_shape_)
+            )
+        if "n_classes" in params:
+            sizes["n_classes"] = n_classes
+        return sizes
 
     def check_data(self, X, y):
         """Skip skorch's class inference: labels are encoded in :meth:`fit`.

@@ -30,6 +30,7 @@ from torch.nn.modules import batchnorm, pooling
 
 from sk_margin.nets._conv import conv2d_spectral_norm_bound
 from sk_margin.nets._layers import base_class, upper
+from sk_margin.nets._lipschitz_modules import MaxMin
 
 __all__ = [
     "DROPOUTS",
@@ -227,6 +228,7 @@ RULES = [
     (nn.Softplus, _one),  # derivative sigmoid(beta x) in (0, 1)
     (nn.Tanh, _one),
     (nn.Sigmoid, lambda layer, in_shape: 0.25),
+    (MaxMin, _one),  # a permutation of each pair
     (nn.Flatten, _one),
     (nn.Unflatten, _one),
     (nn.Identity, _one),

@@ -21,6 +21,8 @@ name                    paper                       hyperparameters
 ``gradient_margin``     Matyasko & Chau             ``C``, ``q``
 ``cross_lipschitz``     Hein & Andriushchenko,      ``lam``
                         eq. 6
+``certified_margin``    Leino et al. 2021 (radius   ``margin``,
+                        form of the bottom class)   ``temperature``
 ======================  ==========================  ========================
 
 Your own loss subclasses :class:`MarginLoss` and supplies its per-sample
@@ -53,6 +55,7 @@ from sk_margin.nets.losses._base import (
     runner_up,
     target_score,
 )
+from sk_margin.nets.losses._certified_margin import CertifiedMarginLoss
 from sk_margin.nets.losses._gradient_losses import (
     CrossLipschitzLoss,
     GradientMarginLoss,
@@ -68,6 +71,7 @@ from sk_margin.nets.losses._lipschitz_margin import LCLMTLoss, LMTLoss
 __all__ = [
     "LOSSES",
     "AverageMarginLoss",
+    "CertifiedMarginLoss",
     "CrossEntropyMarginLoss",
     "CrossLipschitzLoss",
     "GradientMarginLoss",
@@ -98,6 +102,7 @@ LOSSES = {
     "amr": AverageMarginLoss,
     "gradient_margin": GradientMarginLoss,
     "cross_lipschitz": CrossLipschitzLoss,
+    "certified_margin": CertifiedMarginLoss,
 }
 
 

@@ -13,6 +13,7 @@ from torch import nn
 from sk_margin.nets.losses import (
     LOSSES,
     AverageMarginLoss,
+    CertifiedMarginLoss,
     CrossEntropyMarginLoss,
     CrossLipschitzLoss,
     GradientMarginLoss,
@@ -151,6 +152,8 @@ def test_sample_weight_duplicates_and_removes(name):
     loss = LOSSES[name]()
     if isinstance(loss, LMTLoss | LCLMTLoss):
         _warm(loss, net, X, calls=3)
+    if isinstance(loss, CertifiedMarginLoss):  # start its power iteration
+        _call(loss, net, X, y)
 
     def value(X, y, w=None):  # every evaluation starts from the same state
         return _call(copy.deepcopy(loss), net, X, y, w).item()
@@ -588,3 +591,27 @@ def test_hyperparameters_are_plain_keyword_attributes(name):
     for p in params:
         assert getattr(loss, p.name) == p.default
         assert f"{p.name}=" in repr(loss)
+
+
+def test_certified_margin_is_the_cross_entropy_of_the_pairwise_radii():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, K)).double()
+    X, y = _data()
+    loss = CertifiedMarginLoss(margin=1.5, temperature=3.0)
+    for _ in range(200):  # converge the power iteration of the hidden layer
+        loss._estimator(net[:-1])
+    got = loss(net(X), y, X=X, module=net).item()
+    L = np.linalg.norm(net[0].weight.detach().numpy(), 2)  # tanh: 1-Lipschitz
+    W, Z = net[2].weight.detach().numpy(), net(X).detach().numpy()
+    terms = []
+    for i in range(N):
+        t = int(y[i])
+        radii = [
+            (Z[i, t] - Z[i, j]) / (np.linalg.norm(W[t] - W[j]) * L)
+            for j in range(K)
+            if j != t
+        ]
+        terms.append(np.log(1 + sum(np.exp(3.0 * (1.5 - r)) for r in radii)))
+    assert_allclose(got, np.mean(terms), rtol=1e-6)
+    with pytest.raises(ValueError, match="last layer is nn.Linear"):
+        loss(net(X), y, X=X, module=nn.Sequential(nn.Linear(D, K), nn.ReLU()))

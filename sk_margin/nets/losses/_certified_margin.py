@@ -1,0 +1,104 @@
+"""Cross-entropy on certified pairwise radii: training for the certificate itself."""
+
+from numbers import Real
+
+import torch
+from sklearn.utils._param_validation import Interval
+from torch import nn
+
+from sk_margin.nets._layers import sequential_layers
+from sk_margin.nets._power_iteration import PowerIterationLipschitz
+from sk_margin.nets._rules import DROPOUTS
+from sk_margin.nets.losses._base import TINY, MarginLoss, target_score
+
+__all__ = ["CertifiedMarginLoss"]
+
+
+def _head_and_body(module):
+    """The last ``nn.Linear`` of a chain and the layers before it."""
+    layers = [layer for _, layer in sequential_layers(module, check_hooks=False)]
+    last = len(layers) - 1
+    while last >= 0 and isinstance(layers[last], (nn.Identity, *DROPOUTS)):
+        last -= 1
+    if last < 0 or not isinstance(layers[last], nn.Linear):
+        raise ValueError(
+            "CertifiedMarginLoss needs a network whose last layer is nn.Linear "
+            "(optionally followed by nn.Identity or nn.Dropout), in "
+            "nn.Sequential containers."
+        )
+    return layers[last], nn.Sequential(*layers[:last])
+
+
+class CertifiedMarginLoss(MarginLoss):
+    """Cross-entropy on the certified pairwise radii, past a target radius.
+
+    With ``h`` the network before its last ``nn.Linear`` (rows ``w_j``) and
+    ``L`` an estimate of ``Lip(h)``, the radius certified against class ``j``
+    is ``r_j = (f_y - f_j) / (||w_y - w_j|| L)`` (Hein & Andriushchenko,
+    Theorem 2.1 with the global cross-Lipschitz constant; the
+    ``"global_pairwise"`` certificate). Per sample the loss is
+
+    ``log(1 + sum_{j != y} exp(temperature (margin - r_j)))``,
+
+    the cross-entropy of "radius logits" ``0`` for ``y`` and
+    ``temperature (margin - r_j)`` for the others: small once every ``r_j``
+    is well past ``margin``, in input-space units.
+
+    Parameters
+    ----------
+    margin : float, default=2.0
+        Target radius, ``>= 0``.
+    temperature : float, default=4.0
+        Sharpness of the soft maximum over the classes, ``> 0``.
+
+    Notes
+    -----
+    The loss trains for the certificate that the net reports: the pairwise
+    margins of Lipschitz-by-construction networks (:class:`sk_margin.nets.
+    LipschitzMLP`), where ``L = 1``, so that ``r_j`` is exactly the certified
+    radius; for other networks ``L`` is the product of per-layer estimates
+    of :class:`sk_margin.nets.PowerIterationLipschitz` (one persistent
+    power-iteration step per call, as in LMT), differentiable w.r.t. the
+    weights. It is the margin of the "bottom class" construction of
+    globally-robust networks (Leino, Wang & Fredrikson 2021) with one
+    constant per class pair, in the radius form of Lipschitz-margin training
+    (Tsuzuku, Sato & Sugiyama 2018). On MNIST-5k (4,000 training digits, 30
+    epochs) a ``LipschitzMLP`` 784-256-256-10 trained with the defaults
+    certified 94.9% clean / 91.6% at l2 radius 0.3 / 75.8% at 1.0 / 54.8%
+    at 1.58 (see ``benchmarks/bench_certified_accuracy.py``).
+
+    References
+    ----------
+    .. [1] K. Leino, Z. Wang and M. Fredrikson. Globally-robust neural
+       networks. ICML 2021.
+    .. [2] M. Hein and M. Andriushchenko. Formal guarantees on the robustness
+       of a classifier against adversarial manipulation. NeurIPS 2017.
+    """
+
+    _parameter_constraints: dict = {
+        "margin": [Interval(Real, 0, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(self, margin=2.0, temperature=4.0):
+        super().__init__(margin=margin, temperature=temperature)
+        self._estimator = PowerIterationLipschitz()
+
+    def per_sample(self, logits, target, *, X=None, module=None, features=None):
+        if not isinstance(module, nn.Module):
+            raise ValueError(
+                "CertifiedMarginLoss needs the network: pass module=<the torch "
+                "module> (MarginNetClassifier does)."
+            )
+        head, body = _head_and_body(module)
+        lipschitz = self._estimator(body, X).to(logits) if len(body) else 1.0
+        W = head.weight
+        rows = W[target][:, None, :] - W[None]  # (n, K, h): w_y - w_j
+        scale = rows.norm(dim=2) * lipschitz
+        gap = target_score(logits, target)[:, None] - logits
+        radius = gap / scale.clamp_min(TINY)
+        u = self.temperature * (self.margin - radius)
+        u = u.scatter(1, target[:, None], 0.0)  # the target's radius logit is 0
+        return torch.logsumexp(u, 1)
+
+    per_sample.__doc__ = MarginLoss.per_sample.__doc__
