@@ -55,6 +55,7 @@ docs-noplot: .installed
 	$(SPHINX) -D plot_gallery=0 docs docs/_build/html
 
 bench: .installed
+	$(PIP) install -e ".[peers]"
 	@for f in benchmarks/*.py; do \
 		[ -e "$$f" ] || continue; \
 		echo "== $$f"; \

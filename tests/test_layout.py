@@ -9,6 +9,7 @@
 
 import ast
 import importlib
+import inspect
 import pathlib
 import subprocess
 import sys
@@ -127,3 +128,20 @@ def test_every_public_name_exists(module):
     mod = importlib.import_module(module)
     for name in getattr(mod, "__all__", []):
         assert getattr(mod, name) is not None, f"{module}.{name}"
+
+
+def test_every_public_name_is_in_the_api_reference():
+    api = (PACKAGE.parent / "docs" / "api.rst").read_text()
+    listed = {line.strip() for line in api.splitlines() if line.startswith("   ")}
+    listed |= set(api.replace("`", " ").replace("~", " ").replace(".", " ").split())
+    missing = []
+    for module, _ in _modules():
+        if _private(module) or module == "sk_margin.__main__":
+            continue
+        mod = importlib.import_module(module)
+        missing += [
+            f"{module}.{name}"
+            for name in getattr(mod, "__all__", [])
+            if name not in listed and not inspect.ismodule(getattr(mod, name))
+        ]
+    assert not missing, f"not in docs/api.rst: {missing}"
