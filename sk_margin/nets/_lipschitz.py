@@ -31,10 +31,10 @@ from sk_margin.nets._layers import (
     upper,
 )
 from sk_margin.nets._rules import (
-    DROPOUTS,
     RULES,
     SUPPORTED,
     config_error,
+    head_index,
     layer_rule,
 )
 
@@ -227,9 +227,7 @@ def _records(module, input_shape):
 
 def _head(records, caller):
     """Float64 weight of the last ``nn.Linear`` and the bound of what precedes it."""
-    last = len(records) - 1
-    while last >= 0 and isinstance(records[last][1], (nn.Identity, *DROPOUTS)):
-        last -= 1
+    last = head_index([layer for _, layer, _, _ in records])
     if last < 0 or not isinstance(records[last][1], nn.Linear):
         got = "no layer" if last < 0 else records[last][0]
         raise ValueError(

@@ -39,6 +39,7 @@ __all__ = [
     "SUPPORTED",
     "batchnorm_scale",
     "config_error",
+    "head_index",
     "layer_rule",
 ]
 
@@ -50,6 +51,18 @@ POOLS = (
     pooling._MaxPoolNd,
     pooling._AdaptiveMaxPoolNd,
 )
+
+
+def head_index(layers):
+    """Index of the last layer of a chain that is no identity or dropout.
+
+    The chain's head when that layer is an ``nn.Linear`` (callers check);
+    -1 for a chain of identities and dropouts only.
+    """
+    last = len(layers) - 1
+    while last >= 0 and isinstance(layers[last], (nn.Identity, *DROPOUTS)):
+        last -= 1
+    return last
 
 
 def _spectral_norm(matrix):

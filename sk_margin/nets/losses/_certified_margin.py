@@ -8,7 +8,7 @@ from torch import nn
 
 from sk_margin.nets._layers import sequential_layers
 from sk_margin.nets._power_iteration import PowerIterationLipschitz
-from sk_margin.nets._rules import DROPOUTS
+from sk_margin.nets._rules import head_index
 from sk_margin.nets.losses._base import TINY, MarginLoss, target_score
 
 __all__ = ["CertifiedMarginLoss"]
@@ -17,9 +17,7 @@ __all__ = ["CertifiedMarginLoss"]
 def _head_and_body(module):
     """The last ``nn.Linear`` of a chain and the layers before it."""
     layers = [layer for _, layer in sequential_layers(module, check_hooks=False)]
-    last = len(layers) - 1
-    while last >= 0 and isinstance(layers[last], (nn.Identity, *DROPOUTS)):
-        last -= 1
+    last = head_index(layers)
     if last < 0 or not isinstance(layers[last], nn.Linear):
         raise ValueError(
             "CertifiedMarginLoss needs a network whose last layer is nn.Linear "
