@@ -39,38 +39,26 @@ import math
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from sk_margin.certify import BISECTION_STEPS, ROUNDING_SLACK, bisect_radius
 from sk_margin.nets._layers import (
-    base_class,
-    describe,
     eval_mode,
     sequential_layers,
     trace_input_shapes,
 )
 from sk_margin.nets._local import derivative_range
-from sk_margin.nets._rules import DROPOUTS, batchnorm_scale
-
-__all__ = ["BoundPropagation", "bound_propagation_radius", "unsupported_layer"]
-
-_RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity, *DROPOUTS)
-_POOLS_LINEAR = (
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveAvgPool3d,
+from sk_margin.nets._propagation_rules import (
+    ACTIVATIONS,
+    MaxPool,
+    abs_forward,
+    abs_transpose,
+    relax,
+    transpose,
+    unsupported_layer,
 )
-_AFFINE = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, *_POOLS_LINEAR)
-_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Softplus, nn.Tanh, nn.Sigmoid)
-_SUPPORTED = (
-    "nn.Linear, nn.Conv2d, nn.BatchNorm1d/2d (eval), average pooling, "
-    "nn.MaxPool2d (no padding or dilation), nn.Flatten, nn.Unflatten, "
-    "nn.Identity, nn.Dropout (eval), nn.ReLU, nn.LeakyReLU (slope in [0, 1]), "
-    "nn.Softplus, nn.Tanh, nn.Sigmoid"
-)
+
+__all__ = ["BoundPropagation", "bound_propagation_radius"]
+
 # A backward pass that gives the bounds of a layer's inputs carries one row
 # per neuron; above this many entries per point (rows x widest layer on the
 # way back) the interval of that layer comes from interval arithmetic.
@@ -79,244 +67,9 @@ _BACKWARD_ENTRIES = 2**19
 _BATCH_ENTRIES = 2**23
 # The Gram matrix of the first affine map is used up to this many outputs.
 _GRAM_MAX = 4096
-# Relaxations of smooth activations are shifted by this much (absolute) to
-# absorb the rounding of their tangent and secant lines.
-_LINE_SLACK = 1e-12
-# Bisection steps when searching the tangent point of a sigmoid or tanh.
-_TANGENT_STEPS = 40
 # Each check of a radius costs a full propagation: the bisection stops once
 # the radius is known to this relative precision.
 _RTOL = 5e-3
-
-
-def unsupported_layer(module):
-    """Why bound propagation cannot handle ``module``, or None if it can.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        The network.
-
-    Returns
-    -------
-    reason : str or None
-        Names the first unsupported layer and its position.
-    """
-    for position, (name, layer) in enumerate(sequential_layers(module)):
-        cls = base_class(layer)
-        if cls in _AFFINE or cls in _RESHAPES:
-            if cls is nn.Conv2d and layer.padding_mode != "zeros":
-                return (
-                    f"{describe(position, name, layer)} pads with {layer.padding_mode}"
-                )
-            if isinstance(layer, nn.modules.batchnorm._BatchNorm):
-                if layer.running_var is None:
-                    return (
-                        f"{describe(position, name, layer)} has no running statistics"
-                    )
-            continue
-        if cls in _ACTIVATIONS:
-            if cls is nn.LeakyReLU and not 0 <= layer.negative_slope <= 1:
-                return f"{describe(position, name, layer)} has a slope outside [0, 1]"
-            continue
-        if cls is nn.MaxPool2d:
-            if (
-                _pair(layer.padding) != (0, 0)
-                or _pair(layer.dilation) != (1, 1)
-                or layer.ceil_mode
-                or layer.return_indices
-            ):
-                return (
-                    f"{describe(position, name, layer)}: only max pooling without "
-                    "padding, dilation, ceil_mode or return_indices is supported"
-                )
-            continue
-        return (
-            f"{describe(position, name, layer)} is not supported; bound "
-            f"propagation supports {_SUPPORTED}"
-        )
-    return None
-
-
-def _pair(value):
-    return (value, value) if isinstance(value, int) else tuple(value)
-
-
-# ------------------------------------------------------------- relaxations ---
-def _sigma(layer, z):
-    """The activation in float64, and its derivative."""
-    if isinstance(layer, nn.Tanh):
-        t = torch.tanh(z)
-        return t, 1.0 - t * t
-    s = torch.sigmoid(z)
-    return s, s * (1.0 - s)
-
-
-def _tangent_through(layer, anchor, far):
-    """Tangent point ``d >= 0`` whose tangent passes above ``(anchor, sigma(anchor))``.
-
-    For an S-shaped ``sigma`` (convex below 0, concave above) and ``anchor <
-    0``, the tangent at ``d >= 0`` lies above ``sigma`` on ``[0, inf)`` and,
-    once it lies above ``sigma(anchor)`` at ``anchor``, on ``[anchor, 0]``
-    too (there ``sigma`` lies below its chord). ``t_d(anchor) - sigma(anchor)``
-    increases with ``d``; the returned ``d`` is the upper end of a bisection
-    bracket, so it satisfies the condition (checked, else ``far``).
-    """
-    s_anchor, _ = _sigma(layer, anchor)
-    lo = torch.zeros_like(anchor)
-    hi = far.clone()
-
-    def above(d):
-        s_d, ds_d = _sigma(layer, d)
-        return s_d + ds_d * (anchor - d) >= s_anchor
-
-    ok = above(hi)
-    hi = torch.where(ok, hi, torch.full_like(hi, 40.0))  # sigma is flat there
-    for _ in range(_TANGENT_STEPS):
-        mid = 0.5 * (lo + hi)
-        good = above(mid)
-        hi = torch.where(good, mid, hi)
-        lo = torch.where(good, lo, mid)
-    return hi
-
-
-def _s_shaped(layer, lo, hi):
-    """Lower and upper lines of tanh or sigmoid on ``[lo, hi]``."""
-    mid = 0.5 * (lo + hi)
-    s_lo, _ = _sigma(layer, lo)
-    s_hi, _ = _sigma(layer, hi)
-    s_mid, ds_mid = _sigma(layer, mid)
-    width = hi - lo
-    flat = width <= 1e-12
-    secant = torch.where(flat, ds_mid, (s_hi - s_lo) / torch.where(flat, 1.0, width))
-    tangent = (ds_mid, s_mid - ds_mid * mid)
-    chord = (secant, s_lo - secant * lo)
-    convex = hi <= 0  # sigma convex on [lo, hi]: tangent below, chord above
-    concave = lo >= 0
-    # Mixed signs: the upper line is a tangent at d >= 0 passing above the
-    # point at lo; the lower line the mirror image (sigma(z) = 2 sigma(0) -
-    # sigma(-z)), a tangent at -d' <= 0 passing below the point at hi.
-    d_up = _tangent_through(layer, torch.minimum(lo, torch.zeros_like(lo)), hi.abs())
-    s_d, ds_d = _sigma(layer, d_up)
-    up_mixed = (ds_d, s_d - ds_d * d_up)
-    d_low = _tangent_through(layer, torch.minimum(-hi, torch.zeros_like(hi)), lo.abs())
-    s_d, ds_d = _sigma(layer, d_low)
-    centre = 0.0 if isinstance(layer, nn.Tanh) else 0.5
-    # upper line of sigma on [-hi, -lo]: a z + b; lower on [lo, hi]: a z + 2c - b
-    low_mixed = (ds_d, 2.0 * centre - (s_d - ds_d * d_low))
-    low_a = torch.where(
-        convex, tangent[0], torch.where(concave, chord[0], low_mixed[0])
-    )
-    low_b = torch.where(
-        convex, tangent[1], torch.where(concave, chord[1], low_mixed[1])
-    )
-    up_a = torch.where(convex, chord[0], torch.where(concave, tangent[0], up_mixed[0]))
-    up_b = torch.where(convex, chord[1], torch.where(concave, tangent[1], up_mixed[1]))
-    return low_a, low_b - _LINE_SLACK, up_a, up_b + _LINE_SLACK
-
-
-def _softplus(layer, lo, hi):
-    """Lower (tangent) and upper (chord) lines of the convex softplus.
-
-    torch returns ``z`` where ``beta z > threshold``, below softplus by at
-    most ``exp(-threshold) / beta``: the lower line is lowered by that much.
-    """
-    beta = float(layer.beta)
-
-    def sp(z):
-        return F.softplus(z, beta=beta, threshold=1e9)
-
-    mid = 0.5 * (lo + hi)
-    slope_mid = torch.sigmoid(beta * mid)
-    width = hi - lo
-    flat = width <= 1e-12
-    chord = torch.where(
-        flat, slope_mid, (sp(hi) - sp(lo)) / torch.where(flat, 1.0, width)
-    )
-    jump = math.exp(-float(layer.threshold)) / beta
-    low_b = sp(mid) - slope_mid * mid - jump - _LINE_SLACK
-    up_b = sp(lo) - chord * lo + _LINE_SLACK
-    return slope_mid, low_b, chord, up_b
-
-
-def _piecewise_linear(slope, lo, hi):
-    """Lines of ``z -> max(z, slope z)`` (ReLU for slope 0) on ``[lo, hi]``."""
-    active, dead = lo >= 0, hi <= 0
-    width = torch.where(active | dead, 1.0, hi - lo)
-    chord = (hi - slope * lo) / width
-    up_a = torch.where(active, 1.0, torch.where(dead, slope, chord))
-    up_b = torch.where(active | dead, 0.0, (slope - chord) * lo)
-    # Adaptive lower slope (CROWN): 1 when the interval is mostly positive.
-    low_a = torch.where(active, 1.0, torch.where(dead | (hi < -lo), slope, 1.0)).to(lo)
-    return low_a, torch.zeros_like(lo), up_a.to(lo), up_b.to(lo)
-
-
-def relax(layer, lo, hi):
-    """Lines ``low_a z + low_b <= layer(z) <= up_a z + up_b`` on ``[lo, hi]``."""
-    if isinstance(layer, nn.ReLU):
-        return _piecewise_linear(0.0, lo, hi)
-    if isinstance(layer, nn.LeakyReLU):
-        return _piecewise_linear(float(layer.negative_slope), lo, hi)
-    if isinstance(layer, nn.Softplus):
-        return _softplus(layer, lo, hi)
-    return _s_shaped(layer, lo, hi)
-
-
-# -------------------------------------------------------------- the engine ---
-class _MaxPool:
-    """The windows of an ``nn.MaxPool2d`` layer (no padding, no dilation)."""
-
-    def __init__(self, layer, in_shape):
-        self.kernel, self.stride = _pair(layer.kernel_size), _pair(layer.stride)
-        self.in_shape = tuple(in_shape)
-
-    def windows(self, t):
-        """``(n, c, h, w) -> (n, c, k*k, L)``: the inputs of every window."""
-        n, c, h, w = t.shape
-        cols = F.unfold(t.reshape(n * c, 1, h, w), self.kernel, stride=self.stride)
-        return cols.reshape(n, c, cols.shape[1], cols.shape[2])
-
-    def output_bounds(self, lo, hi):
-        """Interval of the outputs, ``(n, c, L)`` each."""
-        return self.windows(lo).amax(2), self.windows(hi).amax(2)
-
-    def fit(self, lo, hi):
-        """The relaxation of every window on the box ``[lo, hi]``."""
-        lw, hw = self.windows(lo), self.windows(hi)
-        best = lw.argmax(2, keepdim=True)  # the input with the largest lower end
-        others = hw.scatter(2, best, -torch.inf).amax(2, keepdim=True)
-        # Stable: that input is the maximum everywhere on the box, y = x_best.
-        stable = lw.gather(2, best) >= others
-        return _MaxPoolRelaxation(self, best, stable, hw.amax(2, keepdim=True))
-
-
-class _MaxPoolRelaxation:
-    """``x_best <= max(window) <= x_best`` (stable) or ``<= max(upper)``."""
-
-    def __init__(self, pool, best, stable, top):
-        self.pool, self.best = pool, best
-        self.stable, self.top = stable[:, None, :, 0, :], top[:, None, :, 0, :]
-
-    def backward(self, lam, lower):
-        """Coefficients ``lam`` (n, m, c, L) on the outputs -> on the inputs."""
-        n, m, c, length = lam.shape
-        pos, neg = lam.clamp(min=0), lam.clamp(max=0)
-        # ``side`` uses the lower line x_best, ``other`` the upper line.
-        side, other = (pos, neg) if lower else (neg, pos)
-        onto_best = side + torch.where(self.stable, other, 0.0)
-        bias = (torch.where(self.stable, 0.0, other) * self.top).sum((2, 3))
-        k2 = self.pool.kernel[0] * self.pool.kernel[1]
-        full = lam.new_zeros((n, m, c, k2, length))
-        idx = self.best[:, None].expand(n, m, c, 1, length)
-        full.scatter_(3, idx, onto_best[:, :, :, None, :])
-        _, h, w = self.pool.in_shape
-        back = F.fold(
-            full.reshape(n * m * c, k2, length),
-            (h, w),
-            self.pool.kernel,
-            stride=self.pool.stride,
-        )
-        return back.reshape(n, m, c, h, w), bias
 
 
 class BoundPropagation:
@@ -349,14 +102,14 @@ class BoundPropagation:
                 out = layer(out)
         self.out_shapes = self.in_shapes[1:] + [tuple(out.shape[1:])]
         self.pools = {
-            i: _MaxPool(layer, self.in_shapes[i])
+            i: MaxPool(layer, self.in_shapes[i])
             for i, layer in enumerate(self.layers)
             if isinstance(layer, nn.MaxPool2d)
         }
         self.nonlinear = [
             i
             for i, layer in enumerate(self.layers)
-            if isinstance(layer, _ACTIVATIONS) or i in self.pools
+            if isinstance(layer, ACTIVATIONS) or i in self.pools
         ]
         with torch.no_grad():
             self.offsets = [
@@ -372,62 +125,18 @@ class BoundPropagation:
         self.first_row_norms, self.gram = self._prefix_stats(first)
 
     def _is_nonlinear(self, i):
-        return isinstance(self.layers[i], _ACTIVATIONS) or i in self.pools
+        return isinstance(self.layers[i], ACTIVATIONS) or i in self.pools
 
-    # ------------------------------------------------------------ affine maps
     def _forward(self, i, z):
         with torch.no_grad():
             return self.layers[i](z)
 
     def _transpose(self, i, lam):
-        """``lam A_i`` for the linear part ``A_i`` of affine layer ``i``."""
-        layer = self.layers[i]
-        n, m = lam.shape[:2]
-        if isinstance(layer, nn.Linear):
-            return lam @ layer.weight
-        flat = lam.reshape(n * m, *self.out_shapes[i])
-        if isinstance(layer, _RESHAPES):
-            back = flat.reshape(n * m, *self.in_shapes[i])
-        else:
-            with torch.enable_grad():
-                z = torch.zeros(
-                    (n * m, *self.in_shapes[i]), dtype=self.dtype, requires_grad=True
-                )
-                (back,) = torch.autograd.grad(layer(z), z, grad_outputs=flat)
-        return back.reshape(n, m, *self.in_shapes[i])
-
-    def _abs_forward(self, i, rad):
-        """``|A_i| rad`` for a non-negative ``rad`` (interval arithmetic)."""
-        layer = self.layers[i]
-        with torch.no_grad():
-            if isinstance(layer, nn.Linear):
-                return rad @ layer.weight.abs().T
-            if isinstance(layer, nn.Conv2d):
-                return layer._conv_forward(rad, layer.weight.abs(), None)
-            if isinstance(layer, nn.modules.batchnorm._BatchNorm):
-                scale = batchnorm_scale(layer, exact=True).to(rad)
-                return rad * scale.reshape(1, -1, *([1] * (rad.ndim - 2)))
-            return layer(rad)  # reshapes and average pooling: non-negative maps
+        return transpose(self.layers[i], lam, self.in_shapes[i], self.out_shapes[i])
 
     def _abs_transpose(self, i, rad):
-        """``rad |A_i|`` for non-negative coefficients ``rad`` (n, m, *out)."""
-        layer = self.layers[i]
-        if isinstance(layer, nn.Linear):
-            return rad @ layer.weight.abs()
-        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
-            scale = batchnorm_scale(layer, exact=True).to(rad)
-            return rad * scale.reshape(1, 1, -1, *([1] * (rad.ndim - 3)))
-        if isinstance(layer, nn.Conv2d):
-            n, m = rad.shape[:2]
-            flat = rad.reshape(n * m, *self.out_shapes[i])
-            with torch.enable_grad():
-                z = torch.zeros(
-                    (n * m, *self.in_shapes[i]), dtype=self.dtype, requires_grad=True
-                )
-                out = layer._conv_forward(z, layer.weight.abs(), None)
-                (back,) = torch.autograd.grad(out, z, grad_outputs=flat)
-            return back.reshape(n, m, *self.in_shapes[i])
-        return self._transpose(i, rad)  # reshapes and average pooling: A >= 0
+        layer, shapes = self.layers[i], (self.in_shapes[i], self.out_shapes[i])
+        return abs_transpose(layer, rad, *shapes)
 
     def _prefix_stats(self, end):
         """Row norms ``||u_k||_2`` of the affine map of layers ``[0, end)``.
@@ -609,7 +318,7 @@ class BoundPropagation:
         for i in range(prev + 1, end):
             mid, rad = 0.5 * (lo + hi), 0.5 * (hi - lo)
             mid = self._forward(i, mid)
-            rad = self._abs_forward(i, rad) * (1.0 + ROUNDING_SLACK)
+            rad = abs_forward(self.layers[i], rad) * (1.0 + ROUNDING_SLACK)
             lo, hi = mid - rad, mid + rad
         return lo, hi
 

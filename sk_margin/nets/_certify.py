@@ -19,9 +19,10 @@ from sk_margin.certify import (
     lipschitz_margin_radius,
 )
 from sk_margin.margins import logit_margin
-from sk_margin.nets._bound_propagation import BoundPropagation, unsupported_layer
+from sk_margin.nets._bound_propagation import BoundPropagation
 from sk_margin.nets._lipschitz import lipschitz_bound, network_lipschitz_bounds
 from sk_margin.nets._local import local_quadratic_radius, one_hidden_layer
+from sk_margin.nets._propagation_rules import unsupported_layer
 
 __all__ = ["CERTIFY_METHODS", "certify_network"]
 

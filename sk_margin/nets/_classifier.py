@@ -362,24 +362,6 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
             caller_name=type(self).__name__,
         )
 
-    def _reweights(self):
-        return self.max_reweight_rounds > 0 and hasattr(self.criterion_, "mu")
-
-    def _reweighting_rounds(self, X, y_idx, weights, fit_params):
-        """Kesidis, Miller & Xiang, Section IV: multiply violated weights by delta."""
-        mu = float(self.criterion_.mu)
-        for round_ in range(self.max_reweight_rounds + 1):
-            violated = self._signed_margins(X, y_idx) < mu
-            self.history.record("reweight_round", round_)
-            self.history.record("margin_violations", int(violated.sum()))
-            if not violated.any() or round_ == self.max_reweight_rounds:
-                break
-            weights = np.where(violated, weights * self.reweight_delta, weights)
-            weights = weights.astype(np.float32)
-            data = {"X": X, "sample_weight": weights}
-            super().partial_fit(data, y_idx, **fit_params)
-        return weights
-
     # ---------------------------------------------------------- predict
     def _logits64(self, X):
         """Logits in float64 from an eval-mode float64 copy of the module."""

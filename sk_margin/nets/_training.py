@@ -9,6 +9,7 @@ loss gets ``(logits, target)`` as in skorch.
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
@@ -33,7 +34,29 @@ def _last_linear(module):
 
 
 class MarginLossHooks:
-    """skorch training hooks for margin losses (a mixin before skorch's net)."""
+    """skorch training hooks for margin losses (a mixin before skorch's net).
+
+    Also the re-weighting rounds of the Kesidis losses, which retrain with
+    the weights of the samples whose margin constraint is violated raised.
+    """
+
+    def _reweights(self):
+        return self.max_reweight_rounds > 0 and hasattr(self.criterion_, "mu")
+
+    def _reweighting_rounds(self, X, y_idx, weights, fit_params):
+        """Kesidis, Miller & Xiang, Section IV: multiply violated weights by delta."""
+        mu = float(self.criterion_.mu)
+        for round_ in range(self.max_reweight_rounds + 1):
+            violated = self._signed_margins(X, y_idx) < mu
+            self.history.record("reweight_round", round_)
+            self.history.record("margin_violations", int(violated.sum()))
+            if not violated.any() or round_ == self.max_reweight_rounds:
+                break
+            weights = np.where(violated, weights * self.reweight_delta, weights)
+            weights = weights.astype(np.float32)
+            data = {"X": X, "sample_weight": weights}
+            super().partial_fit(data, y_idx, **fit_params)
+        return weights
 
     def infer(self, x, **fit_params):
         """Forward pass; supplies what the criterion declares it needs.

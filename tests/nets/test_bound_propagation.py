@@ -20,8 +20,8 @@ from sk_margin.nets import MarginNetClassifier, certify_network
 from sk_margin.nets._bound_propagation import (
     BoundPropagation,
     bound_propagation_radius,
-    relax,
 )
+from sk_margin.nets._propagation_rules import relax
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
