@@ -202,36 +202,30 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         """
         kwargs = self.get_params_for("module")
         module = self.module
-        if module is None or isinstance(module, type):
-            if not hasattr(self, "input_shape_"):
-                if module is None:
-                    raise RuntimeError(
-                        "The default module is sized from the training data: call "
-                        "fit before initialize, or pass a module."
-                    )
-            else:
-                kwargs = {**self._inferred_sizes(module), **kwargs}
-            if module is None:
-                module, _ = default_module_for(self.input_shape_)
+        fitted = hasattr(self, "input_shape_")
+        if module is None:
+            if not fitted:
+                raise RuntimeError(
+                    "The default module is sized from the training data: call fit "
+                    "before initialize, or pass a module."
+                )
+            module, _ = default_module_for(self.input_shape_)
+        if isinstance(module, type) and fitted:
+            kwargs = {**self._inferred_sizes(module), **kwargs}
         self.module_ = self.initialized_instance(module, kwargs)
         return self
 
     def _inferred_sizes(self, module):
-        """The sizes of ``module`` (a class or None) taken from the data."""
-        n_classes = len(self.classes_inferred_)
-        if module is None:
-            _, sizes = default_module_for(self.input_shape_)
-            return {**sizes, "n_classes": n_classes}
+        """The size keywords of a module class that it takes, from the data."""
         params = inspect.signature(module.__init__).parameters
         sizes = {}
         if "input_dim" in params:
             sizes["input_dim"] = int(np.prod(self.input_shape_))
         if "input_shape" in params:
-            sizes["input_shape"] = default_module_for(self.input_shape_)[1].get(
-                "input_shape", tuple(self.input_shape_)
-            )
+            shape = default_module_for(self.input_shape_)[1].get("input_shape")
+            sizes["input_shape"] = shape or tuple(self.input_shape_)
         if "n_classes" in params:
-            sizes["n_classes"] = n_classes
+            sizes["n_classes"] = len(self.classes_inferred_)
         return sizes
 
     def check_data(self, X, y):
