@@ -169,3 +169,24 @@ class LipschitzMLP(nn.Sequential):
         layers.append(nn.Linear(width, int(n_classes)))
         super().__init__(*layers)
         self.input_dim, self.n_classes = int(input_dim), int(n_classes)
+        self.hidden_sizes, self.orthogonal_map = sizes, orthogonal_map
+
+    def __reduce__(self):
+        # torch refuses to pickle parametrized layers (only their state_dict),
+        # and a fitted estimator must pickle: rebuild from the arguments.
+        args = {
+            "input_dim": self.input_dim,
+            "n_classes": self.n_classes,
+            "hidden_sizes": self.hidden_sizes,
+            "orthogonal_map": self.orthogonal_map,
+        }
+        return _rebuild, (type(self), args, self.state_dict(), self.training)
+
+
+def _rebuild(cls, args, state, training):
+    """A :class:`LipschitzMLP` from its arguments and state (for pickle)."""
+    module = cls(**args)
+    ref = next(iter(state.values()))
+    module.to(device=ref.device, dtype=ref.dtype)
+    module.load_state_dict(state)
+    return module.train(training)
