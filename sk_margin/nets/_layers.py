@@ -24,22 +24,37 @@ def upper(value):
 
 
 def type_name(layer):
-    """``nn.Linear`` for torch's own layers, the qualified name for others."""
-    cls = type(layer)
+    """``nn.Linear`` for torch's own layers (or classes), the qualified name else."""
+    cls = layer if isinstance(layer, type) else type(layer)
     if cls.__module__.startswith("torch.nn"):
         return f"nn.{cls.__name__}"
     return cls.__qualname__
 
 
-def base_class(layer):
-    """``type(layer)``, seen through torch's parametrized copy of a class.
+# The methods through which a torch layer computes its output.
+_COMPUTE = ("forward", "_conv_forward", "__call__", "_call_impl")
 
-    Only exact classes are trusted: a subclass may override ``forward`` or a
-    helper it calls (``Conv2d._conv_forward``) and compute something else.
+
+def base_class(layer):
+    """The torch class whose computation ``layer`` runs, else ``type(layer)``.
+
+    A subclass of a torch layer is seen as that layer when it overrides none
+    of the methods that compute the output (``forward``, the convolutions'
+    ``_conv_forward``, ``__call__``): torch's parametrized copies of a class,
+    or a library's layer that only constrains its weight at construction
+    (deel-torchlip's ``SpectralLinear``). Its rules then read its parameters
+    as they are at certification time. A subclass that overrides one of them
+    may compute something else, and keeps its own class.
     """
     cls = type(layer)
-    if cls.__module__ == "torch.nn.utils.parametrize" and len(cls.__bases__) == 1:
-        cls = cls.__bases__[0]  # adds only the parametrized attribute getters
+    base = next(
+        (c for c in cls.__mro__ if c.__module__.startswith("torch.nn.modules")),
+        None,
+    )
+    if base is None or base is nn.Module:
+        return cls
+    if all(getattr(cls, name, None) is getattr(base, name, None) for name in _COMPUTE):
+        return base
     return cls
 
 

@@ -111,8 +111,12 @@ def layer_lipschitz_bounds(module, input_shape):
     module : torch.nn.Module
         An ``nn.Sequential`` (possibly nested, or a subclass that runs its
         layers the same way) of supported layers, or a single supported
-        layer. Layers must be instances of the listed classes themselves (or
-        their ``torch.nn.utils.parametrize`` versions), not of subclasses.
+        layer. Layers must be instances of the listed classes, of their
+        ``torch.nn.utils.parametrize`` versions, or of subclasses that
+        override none of the methods computing the output (``forward``,
+        ``_conv_forward``; e.g. deel-torchlip's ``SpectralLinear``), or
+        sorting layers (:class:`~sk_margin.nets.MaxMin`, deel-torchlip's
+        ``GroupSort`` family, recognised by a probe of what they compute).
         The network is bounded as it runs in eval mode; its parameters,
         buffers and training flags are left unchanged.
     input_shape : tuple of int

@@ -29,8 +29,9 @@ from torch import nn
 from torch.nn.modules import batchnorm, pooling
 
 from sk_margin.nets._conv import conv2d_spectral_norm_bound
-from sk_margin.nets._layers import base_class, upper
+from sk_margin.nets._layers import base_class, type_name, upper
 from sk_margin.nets._lipschitz_modules import MaxMin
+from sk_margin.nets._sorting import group_sort
 
 __all__ = [
     "DROPOUTS",
@@ -248,14 +249,30 @@ RULES = [
     *((cls, _one) for cls in DROPOUTS),  # identity in eval mode
 ]
 _RULE_OF = dict(RULES)
-SUPPORTED = ", ".join(f"nn.{cls.__name__}" for cls, _ in RULES)
+SUPPORTED = (
+    ", ".join(type_name(cls) for cls, _ in RULES)
+    + ", deel-torchlip's GroupSort, GroupSort2 and FullSort"
+)
+
+
+def _group_sort_rule(layer, in_shape):
+    return upper(group_sort(layer).scale)  # a permutation of each group, scaled
 
 
 def layer_rule(layer, *, subclasses=False):
-    """The rule of ``layer``'s exact class, or of its closest listed base."""
-    if not subclasses:
-        return _RULE_OF.get(base_class(layer))
-    return next((_RULE_OF[c] for c in type(layer).__mro__ if c in _RULE_OF), None)
+    """The rule of ``layer``'s class (see :func:`base_class`), or None.
+
+    With ``subclasses``, the rule of its closest listed base class (for the
+    training-time estimate, which need not be sound). Sorting layers of other
+    libraries are recognised by :func:`group_sort`.
+    """
+    rule = _RULE_OF.get(base_class(layer))
+    if rule is None and subclasses:
+        mro = type(layer).__mro__
+        rule = next((_RULE_OF[c] for c in mro if c in _RULE_OF), None)
+    if rule is None and group_sort(layer) is not None:
+        rule = _group_sort_rule
+    return rule
 
 
 def config_error(layer):
