@@ -7,7 +7,9 @@ For a network ``f`` (a chain of supported layers, see
 
 - every non-linear layer (ReLU, LeakyReLU, Softplus, Tanh, Sigmoid,
   MaxPool2d) is enclosed, on the interval of its inputs over the ball, between
-  two linear functions (a linear relaxation);
+  two linear functions (a linear relaxation); a layer sorting pairs
+  (GroupSort-2, MaxMin) is linear but for a ReLU of each pair's difference,
+  relaxed on the interval of that difference;
 - a linear function ``Lambda . h + beta`` of any layer's output is carried
   back to the input through the transposed affine layers and the relaxations
   (for a lower bound, the lower relaxation where a coefficient is positive,
@@ -46,16 +48,19 @@ from sk_margin.nets._layers import (
     sequential_layers,
     trace_input_shapes,
 )
+from sk_margin.nets._lipschitz import layer_lipschitz_bounds
 from sk_margin.nets._local import derivative_range
 from sk_margin.nets._propagation_rules import (
     ACTIVATIONS,
     MaxPool,
+    PairSort,
     abs_forward,
     abs_transpose,
     relax,
     transpose,
     unsupported_layer,
 )
+from sk_margin.nets._sorting import group_sort
 
 __all__ = ["BoundPropagation", "bound_propagation_radius"]
 
@@ -106,11 +111,12 @@ class BoundPropagation:
             for i, layer in enumerate(self.layers)
             if isinstance(layer, nn.MaxPool2d)
         }
-        self.nonlinear = [
-            i
+        self.pairs = {
+            i: PairSort(layer, self.in_shapes[i])
             for i, layer in enumerate(self.layers)
-            if isinstance(layer, ACTIVATIONS) or i in self.pools
-        ]
+            if group_sort(layer) is not None
+        }
+        self.nonlinear = [i for i in range(len(self.layers)) if self._is_nonlinear(i)]
         with torch.no_grad():
             self.offsets = [
                 layer(torch.zeros((1, *s), dtype=self.dtype))[0]
@@ -122,10 +128,14 @@ class BoundPropagation:
             ]
         first = self.nonlinear[0] if self.nonlinear else len(self.layers)
         self.first = first
-        self.first_row_norms, self.gram = self._prefix_stats(first)
+        self.first_row_norms, self.gram, self.first_pair_norms = self._prefix_stats(
+            first
+        )
+        self.spreads = self._lipschitz_spreads()
 
     def _is_nonlinear(self, i):
-        return isinstance(self.layers[i], ACTIVATIONS) or i in self.pools
+        layer = self.layers[i]
+        return isinstance(layer, ACTIVATIONS) or i in self.pools or i in self.pairs
 
     def _forward(self, i, z):
         with torch.no_grad():
@@ -144,7 +154,9 @@ class BoundPropagation:
         Also its Gram matrix ``G = A A^T`` when the map has at most as many
         outputs as inputs (and at most :data:`_GRAM_MAX` of them): then
         ``||lambda^T A||^2 = lambda^T G lambda`` is cheaper than carrying
-        ``lambda`` back through the map.
+        ``lambda`` back through the map. And when layer ``end`` sorts pairs,
+        the norms ``||u_a - u_b||`` of the differences of each pair's rows
+        (else None).
         """
         d = math.prod(self.input_shape)
         shape = self.in_shapes[end] if end < len(self.layers) else self.out_shapes[-1]
@@ -153,6 +165,8 @@ class BoundPropagation:
         if width <= min(d, _GRAM_MAX):
             gram = torch.zeros((width, width), dtype=self.dtype)
         total = torch.zeros(width, dtype=self.dtype)
+        pair = self.pairs.get(end)
+        pair_total = None if pair is None else torch.zeros(width // 2, dtype=self.dtype)
         zero = self._affine_chain(
             torch.zeros((1, *self.input_shape), dtype=self.dtype), 0, end
         ).reshape(1, width)
@@ -166,8 +180,48 @@ class BoundPropagation:
             total += (cols**2).sum(0)
             if gram is not None:
                 gram += cols.T @ cols
+            if pair is not None:
+                diff = pair.differences(cols.reshape(rows, *shape))
+                pair_total += (diff.reshape(rows, -1) ** 2).sum(0)
         norms = (total.sqrt() * (1.0 + ROUNDING_SLACK)).reshape(shape)
-        return norms, gram
+        pair_norms = None
+        if pair is not None:
+            pair_norms = pair_total.sqrt() * (1.0 + ROUNDING_SLACK)
+            pair_norms = pair_norms.reshape(shape[0] // 2, *shape[1:])
+        return norms, gram, pair_norms
+
+    def _lipschitz_spreads(self):
+        """How far each non-linear layer's inputs can move, per unit of radius.
+
+        For a non-linear layer ``i`` after the first, its input is ``A h + c``
+        with ``h`` the output of the previous non-linear layer ``p``, a
+        function of the input with Lipschitz constant at most ``L_p``, the
+        product of the sound layer bounds up to ``p``. On ``B(x, r)`` each
+        input ``k`` then stays within ``r L_p ||A_k||_2`` of its value at
+        ``x`` (the differences of a pair sort within ``r L_p ||A_a -
+        A_b||``). For networks that are 1-Lipschitz by construction these
+        intervals are far tighter than the backward passes'. Returns
+        ``{i: spread}``, leaving out the chains too large to probe.
+        """
+        bounds = [
+            b for _, _, b in layer_lipschitz_bounds(self.module, self.input_shape)
+        ]
+        spreads = {}
+        for prev, i in zip(self.nonlinear[:-1], self.nonlinear[1:], strict=True):
+            shape_in, shape_out = self.out_shapes[prev], self.in_shapes[i]
+            d, width = math.prod(shape_in), math.prod(shape_out)
+            if d * width > 4 * _BATCH_ENTRIES:
+                continue
+            basis = torch.eye(d, dtype=self.dtype).reshape(d, *shape_in)
+            zero = torch.zeros((1, *shape_in), dtype=self.dtype)
+            cols = self._affine_chain(basis, prev + 1, i)
+            cols = cols - self._affine_chain(zero, prev + 1, i)  # rows of A^T
+            if i in self.pairs:
+                cols = self.pairs[i].differences(cols)
+            norms = cols.flatten(1).norm(dim=0).reshape(cols.shape[1:])
+            scale = math.prod(bounds[: prev + 1]) * (1.0 + ROUNDING_SLACK)
+            spreads[i] = scale * norms * (1.0 + ROUNDING_SLACK)
+        return spreads
 
     def _affine_chain(self, z, start, end):
         for i in range(start, end):
@@ -176,8 +230,14 @@ class BoundPropagation:
 
     # -------------------------------------------------------------- bounds
     def _relaxations(self, i, lo, hi):
+        """The relaxation of layer ``i`` on ``[lo, hi]``.
+
+        For a pair sort, ``[lo, hi]`` bounds the differences of its pairs.
+        """
         if i in self.pools:
             return self.pools[i].fit(lo, hi)
+        if i in self.pairs:
+            return self.pairs[i].fit(lo, hi)
         return relax(self.layers[i], lo, hi)
 
     def _backward(self, lam, end, relaxations, x, radius, first_centre, lower=True):
@@ -196,6 +256,10 @@ class BoundPropagation:
             if i in self.pools:
                 channels = self.out_shapes[i][0]
                 lam = lam.expand(n, *lam.shape[1:]).reshape(n, m, channels, -1)
+                lam, b = relaxations[i].backward(lam, lower)
+                bias = bias + b
+            elif i in self.pairs:
+                lam = lam.expand(n, *lam.shape[1:])
                 lam, b = relaxations[i].backward(lam, lower)
                 bias = bias + b
             elif self._is_nonlinear(i):
@@ -286,7 +350,11 @@ class BoundPropagation:
                 # a backward pass is affordable too, both intervals hold and
                 # so does their intersection.
                 lo, hi = self._interval(intervals, relaxations, i, n)
-                if self._backward_cost(i) <= _BACKWARD_ENTRIES:
+                if i in self.spreads and i not in self.pairs:
+                    spread = radius.reshape(-1, *([1] * len(shape))) * self.spreads[i]
+                    lo = torch.maximum(lo, centre - spread)
+                    hi = torch.minimum(hi, centre + spread)
+                if i not in self.pairs and self._backward_cost(i) <= _BACKWARD_ENTRIES:
                     eye = torch.eye(math.prod(shape), dtype=self.dtype)
                     eye = eye.reshape(1, -1, *shape)  # shared by every row
                     args = (eye, i, relaxations, x, radius, first_centre)
@@ -295,10 +363,52 @@ class BoundPropagation:
                     lo, hi = torch.maximum(lo, back_lo), torch.minimum(hi, back_hi)
                     hi = torch.maximum(hi, lo)  # rounding only
             intervals[i] = (lo, hi)
-            relaxations[i] = self._relaxations(i, lo, hi)
+            if i in self.pairs:
+                args = (i, k, lo, hi, centre, relaxations, x, radius, first_centre)
+                relaxations[i] = self._relaxations(i, *self._differences(*args))
+            else:
+                relaxations[i] = self._relaxations(i, lo, hi)
             centre = self._forward(i, centre)
             done = i + 1
         return relaxations, intervals, first_centre
+
+    def _differences(self, i, k, lo, hi, centre, relaxations, x, radius, first_centre):
+        """Interval of the differences ``a - b`` of the pairs sorted by layer ``i``.
+
+        From the interval ``[lo, hi]`` of the layer's inputs, ``[lo_a - hi_b,
+        hi_a - lo_b]``, intersected with the exact interval (first non-linear
+        layer, from the norms of the rows' differences) or with the bounds of
+        a backward pass where it is affordable.
+        """
+        pair = self.pairs[i]
+        (lo_a, lo_b), (hi_a, hi_b) = (
+            t.unflatten(1, (-1, 2)).unbind(2) for t in (lo, hi)
+        )
+        d_lo, d_hi = lo_a - hi_b, hi_a - lo_b
+        if k == 0:
+            mid = pair.differences(centre)
+            spread = radius.reshape(-1, *([1] * (mid.ndim - 1))) * self.first_pair_norms
+            d_lo, d_hi = (
+                torch.maximum(d_lo, mid - spread),
+                torch.minimum(d_hi, mid + spread),
+            )
+            return d_lo, torch.maximum(d_hi, d_lo)
+        if i in self.spreads:
+            mid = pair.differences(centre)
+            spread = radius.reshape(-1, *([1] * (mid.ndim - 1))) * self.spreads[i]
+            d_lo, d_hi = (
+                torch.maximum(d_lo, mid - spread),
+                torch.minimum(d_hi, mid + spread),
+            )
+        if self._backward_cost(i) <= _BACKWARD_ENTRIES:
+            rows = pair.difference_rows(self.dtype)
+            args = (rows, i, relaxations, x, radius, first_centre)
+            shape = d_lo.shape
+            d_lo = torch.maximum(d_lo, self._backward(*args).reshape(shape))
+            d_hi = torch.minimum(
+                d_hi, self._backward(*args, lower=False).reshape(shape)
+            )
+        return d_lo, torch.maximum(d_hi, d_lo)  # rounding only
 
     def _interval(self, intervals, relaxations, end, n):
         """Interval of the input of layer ``end`` from the previous bounds."""
@@ -309,6 +419,8 @@ class BoundPropagation:
             lo, hi = self.pools[prev].output_bounds(lo, hi)
             lo = lo.reshape(n, *self.out_shapes[prev])
             hi = hi.reshape(n, *self.out_shapes[prev])
+        elif prev in self.pairs:
+            lo, hi = self.pairs[prev].output_bounds(lo, hi)
         else:  # monotone activations
             with torch.no_grad():
                 lo, hi = layer(lo), layer(hi)
@@ -322,7 +434,7 @@ class BoundPropagation:
             lo, hi = mid - rad, mid + rad
         return lo, hi
 
-    def gradient_norm_bounds(self, intervals, spec):
+    def gradient_norm_bounds(self, intervals, spec, pairs=None):
         """Bounds of ``||grad (spec . f)(x')||_2`` over the balls of ``intervals``.
 
         The local Lipschitz constant of each margin, with every neuron's
@@ -339,6 +451,9 @@ class BoundPropagation:
             :meth:`bounds`).
         spec : torch.Tensor of shape (n, m, n_outputs)
             The rows ``e_c - e_j``.
+        pairs : dict, default=None
+            Per pair-sorting layer, its relaxation (from :meth:`bounds`),
+            which holds the interval of the pairs' differences.
 
         Returns
         -------
@@ -349,7 +464,10 @@ class BoundPropagation:
             return None
         lo = hi = spec
         for i in range(len(self.layers) - 1, -1, -1):
-            if self._is_nonlinear(i):
+            if i in self.pairs:
+                fitted = pairs[i]
+                lo, hi = self.pairs[i].jacobian_bounds(lo, hi, fitted.lo, fitted.hi)
+            elif self._is_nonlinear(i):
                 low, high = intervals[i]
                 s_lo, s_hi = (
                     torch.as_tensor(v, dtype=self.dtype)[:, None]
@@ -432,7 +550,8 @@ class BoundPropagation:
                     part = {
                         i: (lo[rows], hi[rows]) for i, (lo, hi) in intervals.items()
                     }
-                    lipschitz[rows] = self.gradient_norm_bounds(part, spec[rows])
+                    pairs = {i: relaxations[i].take(rows) for i in self.pairs}
+                    lipschitz[rows] = self.gradient_norm_bounds(part, spec[rows], pairs)
         return lower, lipschitz
 
     def radius(self, X, *, lower=None, n_steps=BISECTION_STEPS):

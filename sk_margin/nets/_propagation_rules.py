@@ -4,7 +4,8 @@ Affine layers are carried back through their adjoint (:func:`transpose`,
 by autograd for anything but ``nn.Linear``) and, for interval arithmetic,
 through their absolute values (:func:`abs_forward`, :func:`abs_transpose`).
 Each non-linear layer is enclosed, on the interval of its inputs, between two
-linear functions (:func:`relax`; :class:`MaxPool` for max pooling).
+linear functions (:func:`relax`; :class:`MaxPool` for max pooling;
+:class:`PairSort` for sorting pairs, on the interval of their differences).
 :func:`unsupported_layer` says what bound propagation cannot handle.
 """
 
@@ -16,10 +17,12 @@ from torch.nn import functional as F
 
 from sk_margin.nets._layers import base_class, describe, sequential_layers
 from sk_margin.nets._rules import DROPOUTS, batchnorm_scale
+from sk_margin.nets._sorting import group_sort
 
 __all__ = [
     "ACTIVATIONS",
     "MaxPool",
+    "PairSort",
     "abs_forward",
     "abs_transpose",
     "relax",
@@ -42,7 +45,8 @@ _SUPPORTED = (
     "nn.Linear, nn.Conv2d, nn.BatchNorm1d/2d (eval), average pooling, "
     "nn.MaxPool2d (no padding or dilation), nn.Flatten, nn.Unflatten, "
     "nn.Identity, nn.Dropout (eval), nn.ReLU, nn.LeakyReLU (slope in [0, 1]), "
-    "nn.Softplus, nn.Tanh, nn.Sigmoid"
+    "nn.Softplus, nn.Tanh, nn.Sigmoid, and sorting of pairs (MaxMin, "
+    "deel-torchlip's GroupSort2)"
 )
 # Relaxations of smooth activations are shifted by this much (absolute) to
 # absorb the rounding of their tangent and secant lines.
@@ -80,6 +84,15 @@ def unsupported_layer(module):
         if cls in ACTIVATIONS:
             if cls is nn.LeakyReLU and not 0 <= layer.negative_slope <= 1:
                 return f"{describe(position, name, layer)} has a slope outside [0, 1]"
+            continue
+        spec = group_sort(layer)
+        if spec is not None:
+            if spec.group_size != 2:
+                return (
+                    f"{describe(position, name, layer)} sorts groups of "
+                    f"{spec.group_size or 'all'} features; bound propagation "
+                    "supports groups of two"
+                )
             continue
         if cls is nn.MaxPool2d:
             if (
@@ -279,6 +292,99 @@ class _MaxPoolRelaxation:
             stride=self.pool.stride,
         )
         return back.reshape(n, m, c, h, w), bias
+
+
+class PairSort:
+    """A layer sorting each pair of features of dimension 1 (GroupSort-2).
+
+    ``(a, b) -> s (max(a, b), min(a, b))``, or ``s (min, max)`` for an
+    ascending sort, ``s > 0``. With ``r = relu(a - b)``, ``max = b + r`` and
+    ``min = a - r``: the layer is linear but for one ReLU per pair, whose
+    input is the difference ``d = a - b``. Its relaxation is the ReLU's, on
+    the interval of ``d`` over the ball (bounded directly, which is far
+    tighter than the difference of the intervals of ``a`` and ``b``).
+    """
+
+    def __init__(self, layer, in_shape):
+        spec = group_sort(layer)
+        self.descending, self.scale = spec.descending, spec.scale
+        self.in_shape = tuple(in_shape)
+
+    def differences(self, t):
+        """``(n, 2k, *rest) -> (n, k, *rest)``: ``a - b`` of every pair."""
+        a, b = t.unflatten(1, (-1, 2)).unbind(2)
+        return a - b
+
+    def difference_rows(self, dtype):
+        """The rows of the map ``t -> a - b``: ``(1, k * prod(rest), *in_shape)``."""
+        half = math.prod(self.in_shape) // 2
+        eye = torch.eye(half, dtype=dtype).reshape(half, self.in_shape[0] // 2, 1,
+                                                   *self.in_shape[1:])  # fmt: skip
+        return torch.cat([eye, -eye], 2).reshape(1, half, *self.in_shape)
+
+    def output_bounds(self, lo, hi):
+        """Interval of the outputs from the interval of the inputs."""
+        (lo_a, lo_b), (hi_a, hi_b) = (
+            t.unflatten(1, (-1, 2)).unbind(2) for t in (lo, hi)
+        )
+        top = torch.maximum(lo_a, lo_b), torch.maximum(hi_a, hi_b)
+        bottom = torch.minimum(lo_a, lo_b), torch.minimum(hi_a, hi_b)
+        first, second = (top, bottom) if self.descending else (bottom, top)
+        low = torch.stack([first[0], second[0]], 2).flatten(1, 2)
+        high = torch.stack([first[1], second[1]], 2).flatten(1, 2)
+        return self.scale * low, self.scale * high
+
+    def fit(self, lo, hi):
+        """The relaxation on the interval ``[lo, hi]`` of the differences."""
+        return _PairSortRelaxation(self, lo, hi)
+
+    def jacobian_bounds(self, lo, hi, d_lo, d_hi):
+        """Bounds of ``lam J`` on the ball, ``lam`` in ``[lo, hi]`` on the outputs.
+
+        ``J`` swaps or keeps each pair: fixed where ``d`` keeps its sign on
+        the ball, either (the hull of both) where it may change sign.
+        """
+        pairs = [(self.scale * t).unflatten(2, (-1, 2)).unbind(3) for t in (lo, hi)]
+        if not self.descending:
+            pairs = [(second, first) for first, second in pairs]
+        (lo_max, lo_min), (hi_max, hi_min) = pairs
+        plus, minus = (d_lo > 0)[:, None], (d_hi < 0)[:, None]
+        hull_lo, hull_hi = torch.minimum(lo_max, lo_min), torch.maximum(hi_max, hi_min)
+        lo_a = torch.where(plus, lo_max, torch.where(minus, lo_min, hull_lo))
+        hi_a = torch.where(plus, hi_max, torch.where(minus, hi_min, hull_hi))
+        lo_b = torch.where(plus, lo_min, torch.where(minus, lo_max, hull_lo))
+        hi_b = torch.where(plus, hi_min, torch.where(minus, hi_max, hull_hi))
+        return (
+            torch.stack([lo_a, lo_b], 3).flatten(2, 3),
+            torch.stack([hi_a, hi_b], 3).flatten(2, 3),
+        )
+
+
+class _PairSortRelaxation:
+    """``c r`` bounded by the ReLU's lines in ``d``; ``c`` the coefficient of ``r``."""
+
+    def __init__(self, pair, lo, hi):
+        self.pair, self.lo, self.hi = pair, lo, hi
+        self.lines = _piecewise_linear(0.0, lo, hi)
+
+    def take(self, rows):
+        """The relaxation of some rows only."""
+        return _PairSortRelaxation(self.pair, self.lo[rows], self.hi[rows])
+
+    def backward(self, lam, lower):
+        """Coefficients ``lam`` (n, m, 2k, *rest) on the outputs -> on the inputs."""
+        first, second = (self.pair.scale * lam).unflatten(2, (-1, 2)).unbind(3)
+        on_max, on_min = (first, second) if self.pair.descending else (second, first)
+        # on_max max + on_min min = on_max b + on_min a + c r.
+        c = on_max - on_min
+        pos, neg = c.clamp(min=0), c.clamp(max=0)
+        low_a, low_b, up_a, up_b = (t[:, None] for t in self.lines)
+        if lower:  # c r >= slope d + bias
+            slope, bias = pos * low_a + neg * up_a, pos * low_b + neg * up_b
+        else:
+            slope, bias = pos * up_a + neg * low_a, pos * up_b + neg * low_b
+        back = torch.stack([on_min + slope, on_max - slope], 3).flatten(2, 3)
+        return back, bias.flatten(2).sum(2)
 
 
 def transpose(layer, lam, in_shape, out_shape):

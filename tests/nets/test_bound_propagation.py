@@ -16,7 +16,7 @@ from torch import nn
 
 import sk_margin.nets._bound_propagation as bp
 from sk_margin import box_constrained_attack
-from sk_margin.nets import MarginNetClassifier, certify_network
+from sk_margin.nets import MarginNetClassifier, MaxMin, certify_network
 from sk_margin.nets._bound_propagation import (
     BoundPropagation,
     bound_propagation_radius,
@@ -56,6 +56,29 @@ def _networks():
         for name, make in ACTIVATIONS.items()
     ]
     nets += [
+        (
+            "mlp_maxmin",
+            nn.Sequential(
+                nn.Linear(6, 16),
+                MaxMin(),
+                nn.Linear(16, 12),
+                MaxMin(),
+                nn.Linear(12, 4),
+            ),
+            (6,),
+        ),
+        (
+            "conv_maxmin",  # pairs of channels at every position
+            nn.Sequential(
+                nn.Conv2d(1, 4, 3),
+                MaxMin(),
+                nn.Flatten(),
+                nn.Linear(144, 8),
+                MaxMin(),
+                nn.Linear(8, 4),
+            ),
+            (1, 8, 8),
+        ),
         (
             "conv_padding_avgpool",
             nn.Sequential(
@@ -166,6 +189,10 @@ def test_sampled_points_never_go_below_the_propagated_bounds(name, net, shape, r
                 if i in intervals:
                     lo, hi = intervals[i]
                     assert torch.all(h >= lo - 1e-10) and torch.all(h <= hi + 1e-10)
+                if i in engine.pairs:  # the differences of the sorted pairs
+                    d, fitted = engine.pairs[i].differences(h), relaxations[i]
+                    assert torch.all(d >= fitted.lo - 1e-10)
+                    assert torch.all(d <= fitted.hi + 1e-10)
                 h = layer(h)
 
 
@@ -213,10 +240,10 @@ def test_a_linear_network_is_certified_at_its_exact_distance():
     assert_allclose(radius, exact, rtol=6e-3)  # the bisection's precision
 
 
-@pytest.mark.parametrize("name", list(ACTIVATIONS))
+@pytest.mark.parametrize("name", [*ACTIVATIONS, "maxmin"])
 def test_radius_never_exceeds_the_distance_on_a_dense_grid_in_2d(name):
     torch.manual_seed(4)  # a seed at which every net has several classes nearby
-    make = ACTIVATIONS[name]
+    make = ACTIVATIONS.get(name, MaxMin)
     net = nn.Sequential(nn.Linear(2, 12), make(), nn.Linear(12, 12), make(),
                         nn.Linear(12, 3)).double().eval()  # fmt: skip
     with torch.no_grad():  # sharper units: boundaries within reach
@@ -323,3 +350,22 @@ def test_local_lipschitz_bounds_dominate_the_gradients_on_the_ball(name, net, sh
         for j in range(k):
             (grad,) = torch.autograd.grad(margins[:, j].sum(), p, retain_graph=True)
             assert torch.all(grad.flatten(1).norm(dim=1) <= lipschitz[:, j] + 1e-10)
+
+
+@pytest.mark.parametrize("name", ["mlp_relu", "mlp_maxmin", "conv_maxmin"])
+def test_lipschitz_intervals_only_ever_tighten_the_bounds(name, monkeypatch):
+    _, net, shape = next(n for n in NETWORKS if n[0] == name)
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand((4, *shape), dtype=torch.float64, generator=g)
+    R = torch.full((4,), 0.5, dtype=torch.float64)
+    reference = net(x).argmax(1)
+    engine = BoundPropagation(net, shape)
+    assert set(engine.spreads) == set(engine.nonlinear[1:])
+    with_spreads = engine.bounds(x, R)[1]
+    lower = engine.margin_bounds(x, R, reference)
+    engine.spreads = {}
+    without = engine.bounds(x, R)[1]
+    finite = torch.isfinite(lower)
+    assert torch.all(lower[finite] >= engine.margin_bounds(x, R, reference)[finite])
+    for i, (lo, hi) in with_spreads.items():
+        assert torch.all(lo >= without[i][0]) and torch.all(hi <= without[i][1])
