@@ -32,7 +32,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from sk_margin import CertifiedAccuracyDisplay, MarginNetClassifier
-from sk_margin.nets import LipschitzMLP, MaxMin, certify_network
+from sk_margin.nets import LipschitzMLP, certify_network
 
 X, y = load_digits(return_X_y=True)
 X = (X / 16.0).astype(np.float32)
@@ -65,9 +65,9 @@ for name, net in models.items():
 # %%
 # The peer, if installed
 # ----------------------
-# deel-torchlip's network, exported to plain torch; its ``GroupSort2`` sorts
-# each pair ascending, our ``MaxMin`` descending, so the next layer's
-# columns are swapped.
+# deel-torchlip's own network, certified by our engine as it is: its
+# ``SpectralLinear`` layers are bounded by their exact spectral norms, its
+# ``GroupSort2`` layers are recognised as sorts of pairs.
 try:
     from deel import torchlip
 except ImportError:
@@ -93,21 +93,7 @@ if torchlip is not None:
             opt.zero_grad()
             loss_fn(peer(Xt[batch]), target[batch]).backward()
             opt.step()
-    vanilla = peer.eval().vanilla_export().double()
-    layers, swap = [], False
-    for layer in vanilla:
-        if isinstance(layer, torchlip.GroupSort2):
-            layers.append(MaxMin())
-            swap = True
-        elif swap:
-            perm = torch.arange(layer.in_features).reshape(-1, 2).flip(1).flatten()
-            with torch.no_grad():
-                layer.weight.copy_(layer.weight[:, perm].clone())
-            layers.append(layer)
-            swap = False
-        else:
-            layers.append(layer)
-    module = torch.nn.Sequential(*layers).eval()
+    module = peer.double().eval()
     Xe = X_test.astype(np.float64)
     with torch.no_grad():
         pred = module(torch.from_numpy(Xe)).argmax(1).numpy()
