@@ -19,7 +19,7 @@ import pytest
 import sk_margin
 
 PACKAGE = pathlib.Path(sk_margin.__file__).parent
-SUBPACKAGES = {"kernel", "nets", "attacks", "metrics", "plot"}
+SUBPACKAGES = {"kernel", "nets", "attacks", "metrics", "plot", "reproduce"}
 SHARED = {"sk_margin._pipeline", "sk_margin._validation"}
 
 

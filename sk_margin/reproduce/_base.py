@@ -25,34 +25,27 @@ SIZES = ("smoke", "default", "full")
 REPRODUCTIONS = {
     "hein-kernel": (
         "sk_margin.reproduce._hein_kernel",
-        "Hein & Andriushchenko (2017), Section 5: Gaussian-kernel logistic "
-        "regression without regularisation, with the RKHS norm and with "
-        "Cross-Lipschitz",
+        "Hein & Andriushchenko 2017: the kernel table (Section 5)",
     ),
     "hein-net": (
         "sk_margin.reproduce._hein_net",
-        "Hein & Andriushchenko (2017), Section 5 and Table 1: one hidden layer "
-        "of 1024 softplus units, weight decay vs dropout vs Cross-Lipschitz",
+        "Hein & Andriushchenko 2017: one hidden layer, weight decay/dropout/CL",
     ),
     "ono-lclmt": (
         "sk_margin.reproduce._ono",
-        "Ono, Takahashi & Kakizaki: LMT vs LC-LMT at eps = 1, epochs until "
-        "the required margin is met, accuracy under l2 attacks",
+        "Ono, Takahashi & Kakizaki: LMT vs LC-LMT at eps = 1",
     ),
     "wu-yu-amr": (
         "sk_margin.reproduce._wu_yu",
-        "Wu & Yu: minimum vs average margin during training (Fig. 2), and "
-        "standard vs orthogonality penalty vs AMR (Table 1)",
+        "Wu & Yu: minimum vs average margin, AMR (Fig. 2, Table 1)",
     ),
     "matyasko-chau": (
         "sk_margin.reproduce._matyasko",
-        "Matyasko & Chau: baseline vs l2 and l1 gradient-margin maximisation, "
-        "error and DeepFool relative robustness",
+        "Matyasko & Chau: gradient-margin maximisation, DeepFool robustness",
     ),
     "kesidis-margin": (
         "sk_margin.reproduce._kesidis",
-        "Kesidis, Miller & Xiang: margin training vs cross-entropy, margin "
-        "histograms (Fig. 1), transferred FGSM (Table I), margin p-values",
+        "Kesidis, Miller & Xiang: margin training, transfer, margin p-values",
     ),
 }
 
