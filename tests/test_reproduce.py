@@ -45,7 +45,10 @@ def test_a_smoke_run_reports_ours_beside_the_paper(smoke, tmp_path):
     for claim in smoke.claims:
         assert claim.text in report
     names = {p.name for p in smoke.save(tmp_path / "out")}
-    assert names == {f"{smoke.name}.{ext}" for ext in ("csv", "txt", "png")}
+    expected = {
+        f"{smoke.name}{end}" for end in (".csv", "-settings.csv", ".txt", ".png")
+    }
+    assert names == expected
 
 
 def test_unknown_names_and_sizes_are_refused():

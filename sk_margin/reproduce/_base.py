@@ -129,12 +129,15 @@ class Reproduction:
         return "\n".join(lines)
 
     def save(self, directory):
-        """Write the table (CSV), the report (text) and the figure (PNG).
+        """Write the table and settings (CSV), the report (text) and the plot (PNG).
 
         Parameters
         ----------
         directory : str or path-like
-            Created if missing; files are named after the reproduction.
+            Created if missing; files are named after the reproduction:
+            ``NAME.csv`` (the table, four significant digits),
+            ``NAME-settings.csv``, ``NAME.txt`` (what ``str`` prints) and
+            ``NAME.png``.
 
         Returns
         -------
@@ -143,9 +146,14 @@ class Reproduction:
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        paths = [directory / f"{self.name}.csv", directory / f"{self.name}.txt"]
-        self.table.to_csv(paths[0])
-        paths[1].write_text(str(self) + "\n")
+        paths = [
+            directory / f"{self.name}.csv",
+            directory / f"{self.name}-settings.csv",
+            directory / f"{self.name}.txt",
+        ]
+        self.table.to_csv(paths[0], float_format="%.4g")
+        self.settings.to_csv(paths[1], index_label="aspect")
+        paths[2].write_text(str(self) + "\n")
         if self.figure is not None:
             paths.append(directory / f"{self.name}.png")
             self.figure.savefig(paths[-1], dpi=100, bbox_inches="tight")
