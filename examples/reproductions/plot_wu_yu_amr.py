@@ -1,6 +1,6 @@
 """
 Wu & Yu: minimum vs average margin, and the average-margin regulariser
-=====================================================================
+======================================================================
 
 Two experiments of Wu & Yu ("Understanding adversarial robustness: the
 trade-off between minimum and average margin") on a one-hidden-layer ReLU

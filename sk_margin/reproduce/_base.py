@@ -54,7 +54,7 @@ REPRODUCTIONS = {
 class Claim:
     """A direction of effect the paper reports, and whether ours shows it.
 
-    Attributes
+    Parameters
     ----------
     text : str
         The paper's claim, e.g. ``"Cross-Lipschitz raises the adversarial
@@ -78,7 +78,7 @@ class Claim:
 class Reproduction:
     """The result of one reproduction.
 
-    Attributes
+    Parameters
     ----------
     name : str
         Its name in :data:`REPRODUCTIONS`.

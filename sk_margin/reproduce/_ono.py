@@ -152,7 +152,7 @@ def run(size="default", random_state=0):
                 ),
                 "margin met": (
                     "mean margin >= mean required margin (Fig. 1a)",
-                    "mean |margin| of the training digits >= sqrt(2) L eps",
+                    "mean absolute margin of the training digits >= sqrt(2) L eps",
                 ),
                 "attack": (
                     "Carlini-Wagner l2, 100 iterations",
