@@ -70,12 +70,17 @@ class GradientMarginLoss(MarginLoss):
         Returns
         -------
         needed : bool
-            False when ``closed_form_layers``
-            applies.
+            False when ``closed_form_layers`` applies, or when ``C = 0``
+            (the hinge alone).
         """
-        return closed_form_layers(module) is None
+        return self.C != 0 and closed_form_layers(module) is None
 
     def per_sample(self, logits, target, *, X=None, module=None, features=None):
+        hinge = (
+            1.0 + runner_up(logits, target)[0] - target_score(logits, target)
+        ).relu()
+        if self.C == 0:  # no penalty: skip the input gradients
+            return hinge
         q = float(self.q)
         layers = closed_form_layers(module) if features is not None else None
         penalty = max_gradient_difference(
@@ -87,9 +92,6 @@ class GradientMarginLoss(MarginLoss):
             features=features,
             name=type(self).__name__,
         )
-        hinge = (
-            1.0 + runner_up(logits, target)[0] - target_score(logits, target)
-        ).relu()
         return hinge + self.C * penalty
 
     per_sample.__doc__ = MarginLoss.per_sample.__doc__
@@ -126,7 +128,20 @@ class CrossLipschitzLoss(MarginLoss):
     def __init__(self, lam=0.01):
         super().__init__(lam=lam)
 
-    input_grad_needed = GradientMarginLoss.input_grad_needed
+    def input_grad_needed(self, module):
+        """Whether input gradients are needed: not for one-hidden-layer nets.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network, in the mode of the coming pass.
+
+        Returns
+        -------
+        needed : bool
+            False when ``closed_form_layers`` applies.
+        """
+        return closed_form_layers(module) is None
 
     def per_sample(self, logits, target, *, X=None, module=None, features=None):
         layers = closed_form_layers(module) if features is not None else None

@@ -180,3 +180,21 @@ def test_deeper_nets_use_double_backprop():
 def test_unknown_activation_is_refused():
     with pytest.raises(TypeError, match="No closed-form derivative for GELU"):
         activation_derivative(nn.GELU(), torch.zeros(3))
+
+
+def test_gradient_margin_without_penalty_is_the_hinge_and_needs_no_gradients():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4)
+    ).double()  # fmt: skip - no closed form
+    X = torch.rand((10, 6), dtype=torch.float64)
+    y = torch.randint(0, 4, (10,))
+    loss = GradientMarginLoss(C=0.0)
+    assert not loss.input_grad_needed(net)
+    assert GradientMarginLoss(C=0.5).input_grad_needed(net)
+    value, grads = _reference_gradient_margin(net, X, y, 0.0, 2.0)
+    logits = net(X)  # no input gradients: X does not require them
+    got = loss(logits, y, X=X, module=net)
+    assert_allclose(got.item(), value, rtol=1e-12)
+    for a, b in zip(_param_grads(net, got), grads, strict=True):
+        assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
