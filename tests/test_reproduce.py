@@ -39,7 +39,7 @@ def test_a_smoke_run_reports_ours_beside_the_paper(smoke, tmp_path):
     assert "data" in smoke.settings.index
     assert smoke.claims and all(isinstance(c, Claim) for c in smoke.claims)
     assert all(isinstance(c.holds, bool) for c in smoke.claims)
-    assert smoke.figure is not None and smoke.seconds > 0
+    assert smoke.figure is not None
     report = str(smoke)
     assert smoke.title in report and "paper" in report
     for claim in smoke.claims:

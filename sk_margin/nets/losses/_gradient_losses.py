@@ -16,7 +16,29 @@ from sk_margin.nets.losses._input_gradients import (
 __all__ = ["CrossLipschitzLoss", "GradientMarginLoss"]
 
 
-class GradientMarginLoss(MarginLoss):
+class _GradientPenalty:
+    """For losses that penalise input gradients, with weight ``self.<_weight>``."""
+
+    _weight = None
+
+    def input_grad_needed(self, module):
+        """Whether input gradients are needed: not for one-hidden-layer nets.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network, in the mode of the coming pass.
+
+        Returns
+        -------
+        needed : bool
+            False when ``closed_form_layers`` applies, or when the penalty's
+            weight is 0 (the penalty is then skipped).
+        """
+        return getattr(self, self._weight) != 0 and closed_form_layers(module) is None
+
+
+class GradientMarginLoss(_GradientPenalty, MarginLoss):
     """Multiclass hinge plus gradient-difference penalty (Matyasko & Chau).
 
     Per sample ``max_{j != y} (1 + f_j - f_y)_+ + C max_{j != y}
@@ -50,6 +72,7 @@ class GradientMarginLoss(MarginLoss):
     """
 
     needs_input_grad = True
+    _weight = "C"
     needs_features = True
     _parameter_constraints: dict = {
         "C": [Interval(Real, 0, None, closed="left")],
@@ -58,22 +81,6 @@ class GradientMarginLoss(MarginLoss):
 
     def __init__(self, C=0.1, q=2):
         super().__init__(C=C, q=q)
-
-    def input_grad_needed(self, module):
-        """Whether input gradients are needed: not for one-hidden-layer nets.
-
-        Parameters
-        ----------
-        module : torch.nn.Module
-            The network, in the mode of the coming pass.
-
-        Returns
-        -------
-        needed : bool
-            False when ``closed_form_layers`` applies, or when ``C = 0``
-            (the hinge alone).
-        """
-        return self.C != 0 and closed_form_layers(module) is None
 
     def per_sample(self, logits, target, *, X=None, module=None, features=None):
         hinge = (
@@ -97,7 +104,7 @@ class GradientMarginLoss(MarginLoss):
     per_sample.__doc__ = MarginLoss.per_sample.__doc__
 
 
-class CrossLipschitzLoss(MarginLoss):
+class CrossLipschitzLoss(_GradientPenalty, MarginLoss):
     """Cross-entropy plus the Cross-Lipschitz regulariser (Hein & Andriushchenko).
 
     ``mean CE + lam / (n K^2) sum_i sum_{l,m} ||grad f_l(x_i) - grad f_m(x_i)||^2``
@@ -125,32 +132,21 @@ class CrossLipschitzLoss(MarginLoss):
     needs_features = True
     _parameter_constraints: dict = {"lam": [Interval(Real, 0, None, closed="left")]}
 
+    _weight = "lam"
+
     def __init__(self, lam=0.01):
         super().__init__(lam=lam)
 
-    def input_grad_needed(self, module):
-        """Whether input gradients are needed: not for one-hidden-layer nets.
-
-        Parameters
-        ----------
-        module : torch.nn.Module
-            The network, in the mode of the coming pass.
-
-        Returns
-        -------
-        needed : bool
-            False when ``closed_form_layers`` applies.
-        """
-        return closed_form_layers(module) is None
-
     def per_sample(self, logits, target, *, X=None, module=None, features=None):
+        per_sample = F.cross_entropy(logits, target, reduction="none")
+        if self.lam == 0:  # no penalty: skip the input gradients
+            return per_sample
         layers = closed_form_layers(module) if features is not None else None
         if layers is not None:
             spread = centred_gradient_spread(layers, features)
         else:
             G = input_gradients(logits, X, type(self).__name__)
             spread = (G - G.mean(1, keepdim=True)).pow(2).sum((1, 2))
-        per_sample = F.cross_entropy(logits, target, reduction="none")
         return per_sample + self.lam * (2.0 / logits.shape[1]) * spread
 
     per_sample.__doc__ = MarginLoss.per_sample.__doc__

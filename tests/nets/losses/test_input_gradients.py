@@ -198,3 +198,18 @@ def test_gradient_margin_without_penalty_is_the_hinge_and_needs_no_gradients():
     assert_allclose(got.item(), value, rtol=1e-12)
     for a, b in zip(_param_grads(net, got), grads, strict=True):
         assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_cross_lipschitz_without_penalty_is_the_cross_entropy():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 4)
+    ).double()  # fmt: skip - no closed form
+    X = torch.rand((10, 6), dtype=torch.float64)
+    y = torch.randint(0, 4, (10,))
+    assert not CrossLipschitzLoss(lam=0.0).input_grad_needed(net)
+    assert CrossLipschitzLoss(lam=0.1).input_grad_needed(net)
+    logits = net(X)
+    got = CrossLipschitzLoss(lam=0.0)(logits, y, X=X, module=net)
+    expected = torch.nn.functional.cross_entropy(logits, y)
+    assert_allclose(got.item(), expected.item(), rtol=1e-12)
