@@ -12,6 +12,7 @@ recognised, and the bounds then refuse it as unsupported.
 """
 
 import dataclasses
+import weakref
 
 import torch
 
@@ -23,6 +24,10 @@ __all__ = ["GroupSortSpec", "group_sort"]
 # deel-torchlip's sorting activations: module and class names.
 _TORCHLIP_MODULE = "deel.torchlip.modules.activation"
 _TORCHLIP_SORTS = ("GroupSort", "GroupSort2", "FullSort")
+# Probed layers: ``layer -> (group_size, scale, spec)``. The probe is rerun
+# only if those attributes change (the rules look a layer up at every
+# training step of the Lipschitz-margin losses).
+_PROBED = weakref.WeakKeyDictionary()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,5 +99,10 @@ def group_sort(layer):
         return None
     if not (isinstance(scale, int | float) and scale > 0):
         return None
+    cached = _PROBED.get(layer)
+    if cached is not None and cached[:2] == (size, scale):
+        return cached[2]
     spec = GroupSortSpec(size, False, float(scale))
-    return spec if _behaves_as(layer, spec) else None
+    spec = spec if _behaves_as(layer, spec) else None
+    _PROBED[layer] = (size, scale, spec)
+    return spec
