@@ -342,25 +342,22 @@ class BoundPropagation:
             centre = self._affine_chain(centre, done, i)
             shape = self.in_shapes[i]
             if k == 0:  # exact: an affine map of the input
-                spread = radius.reshape(-1, *([1] * len(shape)))
-                spread = spread * self.first_row_norms
-                lo, hi = centre - spread, centre + spread
+                lo, hi = _ball(centre, radius, self.first_row_norms)
             else:
                 # Interval arithmetic from the previous bounds is cheap; where
                 # a backward pass is affordable too, both intervals hold and
                 # so does their intersection.
                 lo, hi = self._interval(intervals, relaxations, i, n)
                 if i in self.spreads and i not in self.pairs:
-                    spread = radius.reshape(-1, *([1] * len(shape))) * self.spreads[i]
-                    lo = torch.maximum(lo, centre - spread)
-                    hi = torch.minimum(hi, centre + spread)
+                    ball = _ball(centre, radius, self.spreads[i])
+                    lo, hi = _intersect((lo, hi), ball)
                 if i not in self.pairs and self._backward_cost(i) <= _BACKWARD_ENTRIES:
                     eye = torch.eye(math.prod(shape), dtype=self.dtype)
                     eye = eye.reshape(1, -1, *shape)  # shared by every row
                     args = (eye, i, relaxations, x, radius, first_centre)
                     back_lo = self._backward(*args).reshape(n, *shape)
                     back_hi = self._backward(*args, lower=False).reshape(n, *shape)
-                    lo, hi = torch.maximum(lo, back_lo), torch.minimum(hi, back_hi)
+                    lo, hi = _intersect((lo, hi), (back_lo, back_hi))
                     hi = torch.maximum(hi, lo)  # rounding only
             intervals[i] = (lo, hi)
             if i in self.pairs:
@@ -381,33 +378,23 @@ class BoundPropagation:
         a backward pass where it is affordable.
         """
         pair = self.pairs[i]
-        (lo_a, lo_b), (hi_a, hi_b) = (
-            t.unflatten(1, (-1, 2)).unbind(2) for t in (lo, hi)
-        )
-        d_lo, d_hi = lo_a - hi_b, hi_a - lo_b
+        d_lo, d_hi = pair.difference_bounds(lo, hi)
+        mid = pair.differences(centre)
         if k == 0:
-            mid = pair.differences(centre)
-            spread = radius.reshape(-1, *([1] * (mid.ndim - 1))) * self.first_pair_norms
-            d_lo, d_hi = (
-                torch.maximum(d_lo, mid - spread),
-                torch.minimum(d_hi, mid + spread),
-            )
+            ball = _ball(mid, radius, self.first_pair_norms)
+            d_lo, d_hi = _intersect((d_lo, d_hi), ball)
             return d_lo, torch.maximum(d_hi, d_lo)
         if i in self.spreads:
-            mid = pair.differences(centre)
-            spread = radius.reshape(-1, *([1] * (mid.ndim - 1))) * self.spreads[i]
-            d_lo, d_hi = (
-                torch.maximum(d_lo, mid - spread),
-                torch.minimum(d_hi, mid + spread),
-            )
+            d_lo, d_hi = _intersect((d_lo, d_hi), _ball(mid, radius, self.spreads[i]))
         if self._backward_cost(i) <= _BACKWARD_ENTRIES:
             rows = pair.difference_rows(self.dtype)
             args = (rows, i, relaxations, x, radius, first_centre)
             shape = d_lo.shape
-            d_lo = torch.maximum(d_lo, self._backward(*args).reshape(shape))
-            d_hi = torch.minimum(
-                d_hi, self._backward(*args, lower=False).reshape(shape)
+            back = (
+                self._backward(*args).reshape(shape),
+                self._backward(*args, lower=False).reshape(shape),
             )
+            d_lo, d_hi = _intersect((d_lo, d_hi), back)
         return d_lo, torch.maximum(d_hi, d_lo)  # rounding only
 
     def _interval(self, intervals, relaxations, end, n):
@@ -648,6 +635,17 @@ def bound_propagation_radius(
     """
     engine = BoundPropagation(module, input_shape)
     return engine.radius(X, lower=lower, n_steps=n_steps)
+
+
+def _ball(centre, radius, spread):
+    """``centre -+ r spread``, ``r`` the radius of each row (first dimension)."""
+    scaled = radius.reshape(-1, *([1] * (centre.ndim - 1))) * spread
+    return centre - scaled, centre + scaled
+
+
+def _intersect(a, b):
+    """The intersection of two intervals ``(lo, hi)``."""
+    return torch.maximum(a[0], b[0]), torch.minimum(a[1], b[1])
 
 
 def _first_order(module, X, reference):

@@ -315,6 +315,13 @@ class PairSort:
         a, b = t.unflatten(1, (-1, 2)).unbind(2)
         return a - b
 
+    def difference_bounds(self, lo, hi):
+        """``[lo_a - hi_b, hi_a - lo_b]``: the differences from the inputs' interval."""
+        (lo_a, lo_b), (hi_a, hi_b) = (
+            t.unflatten(1, (-1, 2)).unbind(2) for t in (lo, hi)
+        )
+        return lo_a - hi_b, hi_a - lo_b
+
     def difference_rows(self, dtype):
         """The rows of the map ``t -> a - b``: ``(1, k * prod(rest), *in_shape)``."""
         half = math.prod(self.in_shape) // 2
