@@ -8,6 +8,7 @@ from sk_margin.certify import (
     linf_lipschitz_radius,
     lipschitz_margin_radius,
     local_lipschitz_radius,
+    search_radius,
     second_order_radius,
 )
 from sk_margin.margins import logit_margin, score_gaps
@@ -145,3 +146,86 @@ def test_bisect_radius_starts_from_a_known_lower_radius():
     assert_allclose(r, [0.5, 0.4, 0.8], atol=1e-9)
     # Row 1 is settled by a single check at its lower radius.
     assert sum(1 in c for c in calls) == 1
+
+
+# ------------------------------------------------------------ search_radius
+def _quadratic_certificate(gaps, grads, curv0, slope, counter):
+    """Certified iff gap - G R - (M0 + s R) R^2 / 2 > 0; psi its root at M(R)."""
+
+    def evaluate(R, idx):
+        counter.append(len(idx))
+        M = curv0[idx] + slope[idx] * R
+        value = gaps[idx] - grads[idx] * R - 0.5 * M * R**2
+        psi = (
+            2 * gaps[idx] / (grads[idx] + np.sqrt(grads[idx] ** 2 + 2 * M * gaps[idx]))
+        )
+        return value > 0, psi
+
+    return evaluate
+
+
+def _exact_roots(gaps, grads, curv0, slope):
+    # gap - G R - M0 R^2 / 2 - s R^3 / 2 = 0, the only positive root.
+    return np.array(
+        [
+            min(
+                r.real
+                for r in np.roots([-s / 2, -m / 2, -g, gap])
+                if abs(r.imag) < 1e-12 and r.real > 0
+            )
+            for gap, g, m, s in zip(gaps, grads, curv0, slope, strict=True)
+        ]
+    )
+
+
+def test_search_radius_finds_the_root_in_few_evaluations():
+    rng = np.random.default_rng(0)
+    n = 200
+    gaps, grads = rng.random(n) + 0.1, rng.random(n) * 3
+    curv0, slope = rng.random(n) * 5, rng.random(n) * 2
+    calls = []
+    evaluate = _quadratic_certificate(gaps, grads, curv0, slope, calls)
+    upper = gaps / np.maximum(grads, 1e-3)
+    r = search_radius(evaluate, upper, n_steps=20)
+    exact = _exact_roots(gaps, grads, curv0, slope)
+    assert np.all(r <= exact * (1 + 1e-12))  # only certified radii
+    assert np.all(r >= exact * (1 - 2.0**-19))  # as precise as 20 bisections
+    assert sum(calls) / n < 8  # bisection needs 21 evaluations per row
+    bisect_calls = []
+    bisect_evaluate = _quadratic_certificate(gaps, grads, curv0, slope, bisect_calls)
+    bisect_radius(lambda R, idx: bisect_evaluate(R, idx)[0], upper, n_steps=20)
+    assert sum(bisect_calls) > 2.5 * sum(calls)
+
+
+def test_search_radius_stops_at_once_where_lower_is_not_improved():
+    calls = []
+    gaps, grads = np.array([1.0, 1.0]), np.array([1.0, 1.0])
+    evaluate = _quadratic_certificate(gaps, grads, np.ones(2), np.zeros(2), calls)
+    exact = _exact_roots(gaps, grads, np.ones(2), np.zeros(2))
+    # Row 0 starts above what this certificate reaches: it keeps its lower
+    # radius (certified by other means) after one evaluation.
+    lower = np.array([exact[0] * 1.2, 0.1])
+    r = search_radius(evaluate, np.array([5.0, 5.0]), lower=lower)
+    assert r[0] == lower[0]
+    assert exact[1] * (1 - 1e-6) <= r[1] <= exact[1]
+    assert calls[0] == 2 and calls[1] == 1  # row 0 only in the first call
+
+
+def test_search_radius_is_sound_whatever_psi_says():
+    # A certificate that holds on [0, 0.2] and [0.6, 0.7], steered by a psi
+    # that lies: every returned radius must be one the certificate accepted.
+    def evaluate(R, idx):
+        ok = (R <= 0.2) | ((R >= 0.6) & (R <= 0.7))
+        return ok, np.full(len(idx), 0.9)
+
+    r = search_radius(evaluate, np.array([1.0, np.inf]))
+    ok, _ = evaluate(r, np.arange(2))
+    assert np.all(ok)
+
+
+def test_search_radius_grows_unbounded_rows_to_a_finite_cap():
+    def evaluate(R, idx):
+        return np.ones(len(idx), dtype=bool), np.full(len(idx), np.inf)
+
+    r = search_radius(evaluate, np.array([np.inf, 0.0]), n_steps=10)
+    assert r[0] == 2.0**10 and r[1] == 0.0

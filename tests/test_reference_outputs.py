@@ -31,11 +31,18 @@ def test_the_same_outputs_are_computed(outputs, recorded):
 
 
 def _is_auto_radius(key):
-    """The radii of a net's "auto" certificate, which may only grow."""
+    """Radii that later, sound bounds may only raise.
+
+    A net's "auto" certificate (bound propagation joined it), and the kernel
+    model's "auto" and "second_order" certificates and the radii computed
+    from them (the global RKHS bounds joined them).
+    """
     return (
         key.startswith("net_")
         and key.endswith("_certify_auto")
         or (key.startswith("trained_") and key.endswith("_certify"))
+        or (key.startswith("kernel_") and key.endswith(("_auto", "_second_order")))
+        or key == "pipeline_radii"
     )
 
 
@@ -47,6 +54,10 @@ def test_output_is_unchanged(key, outputs, recorded):
         # Since bound propagation joined "auto", a net's radii may grow, but
         # never fall below those recorded before it.
         assert np.all(got >= expected * (1.0 - 1e-9))
+    elif key == "detector_certified_scores":
+        # p-values of certified margins, which grew with the radii (above);
+        # recorded again when the RKHS bounds joined the kernel certificates.
+        assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
     elif expected.dtype.kind in "fc":
         # Trained float32 networks are compared a little more loosely.
         rtol = 1e-5 if key.startswith("trained_") else 1e-9

@@ -3,12 +3,17 @@
 For ``g(y) = sum_r beta_r k(c_r, y)`` (a difference ``f_c - f_j`` of two
 outputs, so ``beta = alpha_c - alpha_j``), bounds of
 ``max_{y in B(x, R)} ||grad g(y)||_2`` and of the Hessian's spectral norm
-over the ball. Every one is an *upper* bound, never an estimate. All depend
-on ``y`` only through the distances ``t_r = ||y - c_r||_2``, which on the
-ball range over ``[max(0, ||x - c_r|| - R), ||x - c_r|| + R]``. The bound of
-Proposition 2.1, which sees the signs of the ``beta_r``, is in
+over the ball, and of its third directional derivatives. Every one is an
+*upper* bound, never an estimate. The local ones depend on ``y`` only through
+the distances ``t_r = ||y - c_r||_2``, which on the ball range over
+``[max(0, ||x - c_r|| - R), ||x - c_r|| + R]``; they sum ``|beta_r|`` terms
+and so cannot see coefficients that cancel. The global ones,
+:func:`gaussian_rkhs_derivative_factor` times the RKHS norm of ``g``, can.
+The bound of Proposition 2.1, which sees the signs of the ``beta_r``, is in
 :mod:`sk_margin.kernel._quadratic_bound`.
 """
+
+from math import factorial, sqrt
 
 import numpy as np
 
@@ -16,8 +21,15 @@ __all__ = [
     "gaussian_curvature_bound",
     "gaussian_grad_norm_max",
     "gaussian_hessian_norm_max",
+    "gaussian_rkhs_derivative_factor",
+    "gaussian_third_derivative_max",
     "gaussian_triangle_bound",
 ]
+
+# The two interior maxima of the third-derivative envelope (see
+# gaussian_third_derivative_max), in tau = sqrt(gamma) t: the roots of
+# 4 tau^4 - 12 tau^2 + 3 = 0.
+_THIRD_PEAKS = (sqrt((12.0 - sqrt(96.0)) / 8.0), sqrt((12.0 + sqrt(96.0)) / 8.0))
 
 
 def _radius_interval(dist, R):
@@ -135,3 +147,83 @@ def gaussian_curvature_bound(dist, abs_beta, R, gamma):
     """
     lo, hi = _radius_interval(dist, R)
     return np.einsum("nkm,nm->nk", abs_beta, gaussian_hessian_norm_max(lo, hi, gamma))
+
+
+def _third_envelope(tau):
+    # e^{-tau^2} max_{|a| <= tau} |3a - 2a^3|, without the 4 gamma^{3/2} factor.
+    inner = np.where(
+        tau <= 1.0 / np.sqrt(2.0),
+        3.0 * tau - 2.0 * tau**3,
+        np.where(tau <= np.sqrt(2.0), np.sqrt(2.0), 2.0 * tau**3 - 3.0 * tau),
+    )
+    return np.exp(-np.square(tau)) * inner
+
+
+def gaussian_third_derivative_max(lo, hi, gamma):
+    """Exact maximum over ``t in [lo, hi]`` of the Gaussian's third derivatives.
+
+    For ``k(y) = exp(-gamma ||y - c||^2)``, ``u = y - c``, ``t = ||u||`` and a
+    unit direction ``h`` with ``s = <u, h>``, differentiating
+    ``exp(-gamma ||u + tau h||^2)`` three times in ``tau`` gives
+    ``D^3 k(y)[h, h, h] = k(y) (12 gamma^2 s - 8 gamma^3 s^3)``. As ``h``
+    varies, ``s`` takes every value in ``[-t, t]``, so the largest
+    ``|D^3 k(y)[h, h, h]|`` over unit ``h`` (the spectral norm of the
+    symmetric third-derivative tensor) is ``N(t) = 4 gamma^{3/2} e^{-a^2}
+    max_{|b| <= a} |3b - 2b^3|`` with ``a = sqrt(gamma) t``. The inner maximum
+    is ``3a - 2a^3`` up to ``a = 1/sqrt(2)``, then ``sqrt(2)`` up to
+    ``a = sqrt(2)``, then ``2a^3 - 3a``; ``N`` is continuous, increases up to
+    ``a^2 = (12 - sqrt(96)) / 8``, decreases up to ``a = sqrt(2)``, increases
+    up to ``a^2 = (12 + sqrt(96)) / 8`` and decreases after it (the roots of
+    ``4a^4 - 12a^2 + 3``, where its derivative vanishes). Its maximum on an
+    interval is therefore attained at an end or at one of those two peaks.
+
+    Parameters
+    ----------
+    lo, hi : ndarray
+        Interval ends, ``0 <= lo <= hi``.
+    gamma : float
+        Kernel width parameter.
+
+    Returns
+    -------
+    ndarray
+        The maximum, elementwise.
+    """
+    root = np.sqrt(gamma)
+    tlo, thi = root * np.asarray(lo), root * np.asarray(hi)
+    out = np.maximum(_third_envelope(tlo), _third_envelope(thi))
+    for peak in _THIRD_PEAKS:
+        inside = (tlo < peak) & (thi > peak)
+        out = np.where(inside, np.maximum(out, _third_envelope(peak)), out)
+    return 4.0 * gamma**1.5 * out
+
+
+def gaussian_rkhs_derivative_factor(order, gamma):
+    """``C_p`` with ``|D^p g(y)[h, ..., h]| <= C_p ||g||_H``, all ``y``, unit ``h``.
+
+    For ``g`` in the RKHS ``H`` of ``k(x, y) = exp(-gamma ||x - y||^2)`` (for
+    instance ``g = sum_r beta_r k(c_r, .)`` with ``||g||_H^2 = beta^T K beta``),
+    the reproducing property holds for derivatives of this smooth kernel:
+    ``D^p g(y)[h, ..., h] = <g, d_h^p k(., y)>_H``, so by Cauchy-Schwarz
+    ``|D^p g(y)[h, ..., h]| <= ||g||_H ||d_h^p k(., y)||_H`` (Steinwart &
+    Christmann 2008, Corollary 4.36). With ``k`` a function of ``x - y``,
+    ``||d_h^p k(., y)||_H^2 = (-1)^p d^{2p}/ds^{2p} exp(-gamma s^2)`` at
+    ``s = 0``, which is ``(2p)! gamma^p / p!``: ``C_1 = sqrt(2 gamma)``
+    bounds the gradient's norm, ``C_2 = sqrt(12) gamma`` the Hessian's
+    spectral norm and ``C_3 = sqrt(120 gamma^3)`` the third derivatives,
+    everywhere. Unlike the local bounds, these see cancelling coefficients:
+    the RKHS norm of a sum of large, cancelling terms is small.
+
+    Parameters
+    ----------
+    order : int
+        Derivative order ``p >= 1``.
+    gamma : float
+        Kernel width parameter.
+
+    Returns
+    -------
+    float
+        ``sqrt((2p)! gamma^p / p!)``.
+    """
+    return sqrt(factorial(2 * order) / factorial(order) * gamma**order)

@@ -4,23 +4,34 @@ Every method lower-bounds the distance from ``x`` to the decision boundary of
 ``f_j(x) = sum_r alpha_jr k(c_r, x) + b_j`` through ``g_j = f_c - f_j``,
 ``c`` the predicted class (see :meth:`sk_margin.MarginKernelLogReg.certify`):
 
-====================  ========================================  ==============
-method                bound                                     needs
-====================  ========================================  ==============
-``"local_quadratic"`` Theorem 2.1 with Proposition 2.1: the     ``O(m^2)``
-                      local cross-Lipschitz constant as a       memory and
-                      quadratic form in the signed ``beta``     time per point
-``"local_triangle"``  Theorem 2.1 with the triangle             ``O(m)``
-                      inequality, ``sum_r |beta_r|`` times the
-                      largest kernel gradient on the ball
-``"second_order"``    exact gradient at ``x``, the Hessian's    ``O(m)``
-                      norm bounded on the ball (Taylor)
-``"auto"``            the largest of the three per point
-====================  ========================================  ==============
+=====================  =======================================  ===============
+method                 bound                                    cost per row
+=====================  =======================================  ===============
+``"local_quadratic"``  Theorem 2.1 with Proposition 2.1: the    ``O(m^2)`` per
+                       local cross-Lipschitz constant as a      radius tried
+                       quadratic form in the signed ``beta``
+``"local_triangle"``   Theorem 2.1 with the triangle            ``O(K m)`` per
+                       inequality, ``sum_r |beta_r|`` times     radius tried
+                       the largest kernel gradient on the ball
+``"second_order"``     exact gradient at ``x``, the Hessian's   ``O(K m d)``,
+                       norm bounded on the ball (Taylor), by    then ``O(K m)``
+                       the smaller of a local and a global      per radius
+                       (RKHS) bound                             tried
+``"third_order"``      exact gradient and Hessian at ``x``,     ``O(K m d^2)``,
+                       the third derivatives bounded on the     then ``O(K m)``
+                       ball (local or RKHS, the smaller)        per radius
+``"auto"``             the largest of the global RKHS-          about the cost
+                       Lipschitz, second-order, triangle and    of
+                       (up to 16 features) third-order radii    ``"second_order"``
+=====================  =======================================  ===============
+
+The global bounds use the RKHS norm of ``g_j``, which sees coefficients that
+cancel (models fitted with the Cross-Lipschitz regulariser have large ones),
+while every local bound sums ``|beta_r|`` terms and cannot.
 """
 
 import numpy as np
-from scipy.spatial.distance import cdist
+from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils import gen_batches
 from tqdm.auto import tqdm
 
@@ -29,27 +40,42 @@ from sk_margin.certify import (
     BISECTION_STEPS,
     ROUNDING_SLACK,
     local_lipschitz_radius,
-    second_order_radius,
+    search_radius,
 )
-from sk_margin.kernel._bounds import gaussian_curvature_bound, gaussian_triangle_bound
-from sk_margin.kernel._expansion import (
-    gaussian_expansion_jacobian,
-    gaussian_expansion_scores,
+from sk_margin.kernel._bounds import (
+    gaussian_grad_norm_max,
+    gaussian_hessian_norm_max,
+    gaussian_rkhs_derivative_factor,
+    gaussian_third_derivative_max,
 )
+from sk_margin.kernel._expansion import expansion_rkhs_gram, pair_rkhs_norms
 from sk_margin.kernel._quadratic_bound import QuadraticGradientBound
 from sk_margin.margins import score_gaps
 
 __all__ = ["CERTIFY_METHODS", "certify_gaussian_expansion"]
 
 #: The certify methods of Gaussian-kernel expansions.
-CERTIFY_METHODS = ("auto", "local_quadratic", "local_triangle", "second_order")
+CERTIFY_METHODS = (
+    "auto",
+    "local_quadratic",
+    "local_triangle",
+    "second_order",
+    "third_order",
+)
 # Former names, accepted with a FutureWarning.
 _RENAMED = {"prop21": "local_quadratic", "triangle": "local_triangle"}
 # Certification works on row batches of at most this many entries of the
-# (rows, n_classes, n_centers) coefficient arrays (32 MB each).
+# (rows, n_classes, n_centers) and (rows, n_classes, n_features) work arrays.
 _CERTIFY_BATCH_ENTRIES = 2**22
 # Proposition 2.1 holds nine n_centers x n_centers work arrays (1.2 GB here).
 _QUADRATIC_MAX_CENTERS = 4000
+# "auto" adds the third-order certificate up to this many features, where its
+# exact Hessians (K m d^2 per row) cost no more than the rest of "auto".
+_AUTO_THIRD_ORDER_MAX_FEATURES = 16
+_EPS = np.finfo(np.float64).eps
+# Relative precision of the searches over R, near that of the bounds
+# themselves: radii then do not depend on which rows share a batch.
+_SEARCH_RTOL = 1e-12
 
 
 def certify_gaussian_expansion(
@@ -62,6 +88,7 @@ def certify_gaussian_expansion(
     method="auto",
     n_steps=BISECTION_STEPS,
     progress=False,
+    rkhs_gram=None,
 ):
     """Certified l2 radii of a Gaussian-kernel expansion's decisions.
 
@@ -79,14 +106,19 @@ def certify_gaussian_expansion(
         Offsets ``b``.
     gamma : float
         Kernel width.
-    method : {"auto", "local_quadratic", "local_triangle", "second_order"}, \
-            default="auto"
+    method : {"auto", "local_quadratic", "local_triangle", "second_order", \
+            "third_order"}, default="auto"
         Which certificate (see the table above). The former names
         ``"prop21"`` and ``"triangle"`` still work, with a FutureWarning.
     n_steps : int, default=BISECTION_STEPS
-        Bisection steps over ``R``.
+        The search over ``R``: bisection steps for the local Theorem 2.1
+        methods; for the others, at most ``n_steps + 2`` bound evaluations,
+        stopping once the radius is known to a relative ``1e-12``.
     progress : bool, default=False
         Show a progress bar (tqdm, on stderr) over the rows.
+    rkhs_gram : ndarray of shape (n_classes, n_classes), default=None
+        :func:`sk_margin.kernel.expansion_rkhs_gram` of the expansion, when
+        it is already known (it costs ``O(m^2 d)`` to compute).
 
     Returns
     -------
@@ -103,83 +135,309 @@ def certify_gaussian_expansion(
             f"with n_centers <= {_QUADRATIC_MAX_CENTERS}, or use "
             "method='second_order'."
         )
+    expansion = _Expansion(centers, dual_coef, intercept, gamma, rkhs_gram)
     quadratic = None
-    if method == "local_quadratic" or (
-        method == "auto" and n_centers <= _QUADRATIC_MAX_CENTERS
-    ):
+    if method == "local_quadratic":
         quadratic = QuadraticGradientBound(centers, gamma)
     radius = np.empty(X.shape[0])
-    rows = max(1, _CERTIFY_BATCH_ENTRIES // (n_classes * n_centers))
+    width = n_classes * max(n_centers, X.shape[1])
+    rows = max(1, _CERTIFY_BATCH_ENTRIES // width)
     with tqdm(
         total=X.shape[0], desc="certify", unit="rows", disable=not progress
     ) as bar:
         for batch in gen_batches(X.shape[0], rows):
-            radius[batch] = _certify_batch(
-                X[batch],
-                centers,
-                dual_coef,
-                intercept,
-                gamma,
-                method,
-                n_steps,
-                quadratic,
-            )
+            state = _Rows(expansion, X[batch])
+            radius[batch] = state.certify(method, n_steps, quadratic)
             bar.update(batch.stop - batch.start)
     return radius * (1.0 - ROUNDING_SLACK)
 
 
-def _certify_batch(X, centers, dual_coef, intercept, gamma, method, n_steps, quadratic):
-    A = dual_coef
-    gaps, c = score_gaps(gaussian_expansion_scores(X, centers, A, intercept, gamma))
-    dist = cdist(X, centers)
-    beta = A[c][:, None, :] - A[None, :, :]  # (n, K, m): alpha_c - alpha_j
-    abs_beta = np.abs(beta)
-    J = gaussian_expansion_jacobian(X, centers, A, gamma)
-    rows = np.arange(X.shape[0])
-    grad_norms = np.linalg.norm(J[rows, c][:, None, :] - J, axis=2)
+def _quadratic_root(gap, G, M):
+    """Positive root of ``gap - G t - M t^2 / 2`` (``inf`` if it never falls)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        # Theorem 2.1 can never certify beyond the first-order margin,
-        # since every local bound is at least ||grad g(x)||.
-        first_order = np.where(gaps > 0, gaps / grad_norms, 0.0).min(axis=1)
+        root = 2.0 * gap / (G + np.sqrt(G * G + 2.0 * M * gap))
+    return np.where(gap > 0, root, 0.0)
 
-    def triangle(R, idx):
-        return gaussian_triangle_bound(dist[idx], abs_beta[idx], R, gamma)
 
-    def curvature(R, idx):
-        return gaussian_curvature_bound(dist[idx], abs_beta[idx], R, gamma)
+def _cubic_root(gap, G, a, b, n_newton=4):
+    """Root of ``gap - G t - a t^2 - b t^3`` (``a, b >= 0``), approximately.
 
-    radius = np.zeros(X.shape[0])
-    if method in ("local_triangle", "auto"):
-        radius = local_lipschitz_radius(gaps, triangle, first_order, n_steps=n_steps)
-    if method in ("second_order", "auto"):
-        M0 = curvature(np.zeros(X.shape[0]), rows)
+    The polynomial is concave and decreasing on ``t >= 0``, so Newton's method
+    started from any upper bound of the root decreases towards it; the result
+    only steers the search over ``R`` (it is never itself certified).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.minimum(np.minimum(gap / G, np.sqrt(gap / a)), np.cbrt(gap / b))
+        t = np.where(np.isfinite(t), t, np.inf)
+        finite = np.isfinite(t)
+        for _ in range(n_newton):
+            p = gap - t * (G + t * (a + t * b))
+            dp = G + t * (2.0 * a + 3.0 * t * b)
+            t = np.where(finite, t + p / dp, t)
+    return np.where(gap > 0, np.maximum(t, 0.0), 0.0)
+
+
+class _Expansion:
+    """What certification needs of an expansion, computed once per call."""
+
+    def __init__(self, centers, dual_coef, intercept, gamma, rkhs_gram):
+        self.centers = np.asarray(centers, dtype=np.float64)
+        self.A = np.asarray(dual_coef, dtype=np.float64)
+        self.b = np.asarray(intercept, dtype=np.float64)
+        self.gamma = float(gamma)
+        self.abs_A = np.abs(self.A)
+        # |alpha_c - alpha_j| for every predicted class c: (K, K, m).
+        self.abs_pairs = np.abs(self.A[:, None, :] - self.A[None, :, :])
+        self.center_sq = np.einsum("md,md->m", self.centers, self.centers)
+        self.center_norm = np.sqrt(self.center_sq)
+        if rkhs_gram is None:
+            rkhs_gram = expansion_rkhs_gram(self.centers, self.A, self.gamma)
+        norms = pair_rkhs_norms(rkhs_gram, self.centers, self.A, self.gamma)
+        factor = gaussian_rkhs_derivative_factor
+        self.rkhs_gradient = norms * factor(1, self.gamma)
+        self.rkhs_hessian = norms * factor(2, self.gamma)
+        self.rkhs_third = norms * factor(3, self.gamma)
+
+    def pair_sums(self, V, c):
+        """``sum_r |alpha_cr - alpha_jr| V[i, r]`` for every row ``i`` and ``j``."""
+        out = np.empty((V.shape[0], self.A.shape[0]))
+        for k in np.unique(c):
+            sel = c == k
+            out[sel] = V[sel] @ self.abs_pairs[k].T
+        return out
+
+
+class _Rows:
+    """One batch of rows: scores, exact gradients, distances, and the searches."""
+
+    def __init__(self, expansion, X):
+        e = self.e = expansion
+        self.X = X
+        n, d = X.shape
+        m = e.centers.shape[0]
+        sq = euclidean_distances(X, e.centers, squared=True)
+        x_sq = np.einsum("nd,nd->n", X, X)
+        x_norm = np.sqrt(x_sq)
+        # The squared distances come from |x|^2 + |c|^2 - 2 <x, c>; widen the
+        # distance intervals by what that can have lost to rounding.
+        err = (d + 4) * _EPS * np.square(x_norm[:, None] + e.center_norm[None, :])
+        self.dist_lo = np.sqrt(np.maximum(sq - err, 0.0))
+        self.dist_hi = np.sqrt(sq + err)
+        # As rbf_kernel computes it, so that the decisions are predict's.
+        K = sq * -e.gamma
+        np.exp(K, out=K)
+        self.K = K
+        s = K @ e.A.T
+        self.gaps, self.c = score_gaps(s + e.b)
+        rows = np.arange(n)
+        self.own = np.zeros(self.gaps.shape, dtype=bool)
+        self.own[rows, self.c] = True
+        # grad f_l(x) = -2 gamma (s_l x - sum_r alpha_lr k_r c_r), as one
+        # matrix product for all rows and classes.
+        n_classes = e.A.shape[0]
+        weighted = (K[:, None, :] * e.A[None, :, :]).reshape(n * n_classes, m)
+        J = (weighted @ e.centers).reshape(n, n_classes, d)
+        J = -2.0 * e.gamma * (s[:, :, None] * X[:, None, :] - J)
+        diff = J[rows, self.c][:, None, :] - J
+        G = np.linalg.norm(diff, axis=2)
+        # Rounding in those sums is at most (m + d + 8) eps times the sums of
+        # the absolute terms, for each of the two gradients of a pair.
+        spread = (K * (x_norm[:, None] + e.center_norm[None, :])) @ e.abs_A.T
+        J_norm = np.linalg.norm(J, axis=2)
+        term = 2.0 * e.gamma * spread + J_norm
+        G += (m + d + 8) * _EPS * (term[rows, self.c][:, None] + term)
+        G[self.own] = 0.0
+        self.G = G
         with np.errstate(divide="ignore", invalid="ignore"):
-            quad = np.where(gaps > 0, np.sqrt(2.0 * gaps / M0), 0.0)
-        upper = np.minimum(first_order, quad.min(axis=1))
-        second = second_order_radius(
-            gaps, grad_norms, curvature, upper, n_steps=n_steps
+            # No certificate here reaches beyond the first-order margin,
+            # since every local bound is at least ||grad g(x)||.
+            self.first_order = np.where(self.gaps > 0, self.gaps / G, 0.0).min(axis=1)
+        self.hessian_min = None
+
+    # ------------------------------------------------------------ helpers
+    def _interval(self, R, idx):
+        R = np.asarray(R, dtype=np.float64)[:, None]
+        return np.maximum(self.dist_lo[idx] - R, 0.0), self.dist_hi[idx] + R
+
+    def _min_over_pairs(self, values, idx):
+        values = np.where(self.own[idx], np.inf, values)
+        return values.min(axis=1)
+
+    def _rkhs(self, table, idx):
+        return table[self.c[idx]]
+
+    # ------------------------------------------------------------- bounds
+    def triangle(self, R, idx):
+        """Triangle-inequality bounds of ``max_ball ||grad g_j||``."""
+        lo, hi = self._interval(R, idx)
+        V = gaussian_grad_norm_max(lo, hi, self.e.gamma)
+        return self.e.pair_sums(V, self.c[idx])
+
+    def curvature(self, R, idx):
+        """Bounds of ``max_ball ||Hess g_j||``: local or RKHS, the smaller."""
+        lo, hi = self._interval(R, idx)
+        V = gaussian_hessian_norm_max(lo, hi, self.e.gamma)
+        local = self.e.pair_sums(V, self.c[idx])
+        return np.minimum(local, self._rkhs(self.e.rkhs_hessian, idx))
+
+    def third(self, R, idx):
+        """Bounds of the third directional derivatives of ``g_j`` on the ball."""
+        lo, hi = self._interval(R, idx)
+        V = gaussian_third_derivative_max(lo, hi, self.e.gamma)
+        local = self.e.pair_sums(V, self.c[idx])
+        return np.minimum(local, self._rkhs(self.e.rkhs_third, idx))
+
+    # ----------------------------------------------------- certificates
+    def lipschitz_eval(self, R, idx, *, rkhs=True):
+        """Theorem 2.1 with the triangle bound (and the global RKHS one)."""
+        lip = self.triangle(R, idx)
+        if rkhs:
+            lip = np.minimum(lip, self._rkhs(self.e.rkhs_gradient, idx))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            psi = self._min_over_pairs(self.gaps[idx] / lip, idx)
+        return psi >= R, psi
+
+    def second_eval(self, R, idx):
+        """``g_j(y) >= g_j(x) - ||grad g_j(x)|| R - M_j(R) R^2 / 2``."""
+        M = self.curvature(R, idx)
+        gaps, G, r = self.gaps[idx], self.G[idx], R[:, None]
+        value = np.where(self.own[idx], np.inf, gaps - G * r - 0.5 * M * r * r)
+        psi = self._min_over_pairs(_quadratic_root(gaps, G, M), idx)
+        return np.all(value > 0, axis=1), psi
+
+    def third_eval(self, R, idx, hessian_min=None):
+        """``g_j(y) >= g_j(x) - ||grad|| R + lambda_j R^2 / 2 - N_j(R) R^3 / 6``.
+
+        ``lambda_j <= min(0, lambda_min(Hess g_j(x)))``; 0 for the pre-test of
+        whether the certificate can improve on a radius at all.
+        """
+        N = self.third(R, idx)
+        lam = np.zeros_like(N) if hessian_min is None else hessian_min[idx]
+        gaps, G, r = self.gaps[idx], self.G[idx], R[:, None]
+        value = gaps - r * (G + r * (-0.5 * lam + r * N / 6.0))
+        value = np.where(self.own[idx], np.inf, value)
+        psi = self._min_over_pairs(_cubic_root(gaps, G, -0.5 * lam, N / 6.0), idx)
+        return np.all(value > 0, axis=1), psi
+
+    def hessian_lower_bounds(self, idx):
+        """``min(0, lambda_min(Hess g_j(x)))`` lower bounds, row by row.
+
+        ``Hess f_l(x) = sum_r alpha_lr k_r (4 gamma^2 u_r u_r^T - 2 gamma I)``
+        with ``u_r = x - c_r``, computed exactly (``K m d^2`` per row) and
+        lowered by what rounding in the sums and the eigensolver can have
+        cost.
+        """
+        e, gamma = self.e, self.e.gamma
+        m, d = e.centers.shape
+        out = np.zeros((len(idx), e.A.shape[0]))
+        for k, i in enumerate(idx):
+            U = self.X[i] - e.centers
+            w = self.K[i] * e.A  # (K, m)
+            H = (U.T[None, :, :] * w[:, None, :]) @ U
+            H *= 4.0 * gamma**2
+            s = w.sum(axis=1)
+            c = self.c[i]
+            pair = H[c][None] - H
+            pair -= (2.0 * gamma * (s[c] - s))[:, None, None] * np.eye(d)
+            eig = np.linalg.eigvalsh(pair)[:, 0]
+            abs_terms = (self.K[i] * e.abs_A) @ (
+                4.0 * gamma**2 * np.einsum("md,md->m", U, U) + 2.0 * gamma
+            )
+            err = (m + d + 8) * _EPS * (abs_terms[c] + abs_terms)
+            err += 8 * d * _EPS * np.linalg.norm(pair, axis=(1, 2))
+            out[k] = np.minimum(eig - err, 0.0)
+        return out
+
+    # ------------------------------------------------------------ methods
+    def rkhs_radius(self):
+        """Closed-form radii from the global RKHS bounds alone."""
+        idx = np.arange(len(self.c))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lip = self.gaps / self._rkhs(self.e.rkhs_gradient, idx)
+        lipschitz = self._min_over_pairs(lip, idx)
+        quad = _quadratic_root(self.gaps, self.G, self._rkhs(self.e.rkhs_hessian, idx))
+        return np.maximum(lipschitz, self._min_over_pairs(quad, idx))
+
+    def certify(self, method, n_steps, quadratic):
+        upper = self.first_order
+        if method == "local_triangle":
+
+            def triangle(R, idx):
+                return self.triangle(R, idx)
+
+            return local_lipschitz_radius(self.gaps, triangle, upper, n_steps=n_steps)
+        if method == "local_quadratic":
+            return self._local_quadratic(quadratic, n_steps)
+        if method == "second_order":
+            lower = np.minimum(self.rkhs_radius(), upper)
+            return search_radius(
+                self.second_eval, upper, lower=lower, n_steps=n_steps, rtol=_SEARCH_RTOL
+            )
+        if method == "third_order":
+            idx = np.flatnonzero(upper > 0)
+            self.hessian_min = np.zeros(self.gaps.shape)
+            self.hessian_min[idx] = self.hessian_lower_bounds(idx)
+            return search_radius(
+                lambda R, i: self.third_eval(R, i, self.hessian_min),
+                upper,
+                n_steps=n_steps,
+                rtol=_SEARCH_RTOL,
+            )
+        # auto: each search starts from the radius already certified and
+        # stops after one evaluation where its bounds cannot improve on it.
+        radius = np.minimum(self.rkhs_radius(), upper)
+        for evaluate in (self.second_eval, self.lipschitz_eval):
+            radius = search_radius(
+                evaluate, upper, lower=radius, n_steps=n_steps, rtol=_SEARCH_RTOL
+            )
+        if self.X.shape[1] <= _AUTO_THIRD_ORDER_MAX_FEATURES:
+            radius = self._third_order_where_it_helps(radius, n_steps)
+        return radius
+
+    def _third_order_where_it_helps(self, radius, n_steps):
+        """The third-order search, on the rows where it can beat ``radius``.
+
+        With ``lambda = 0`` the third-order bound is an upper bound of itself
+        (the Hessian term only lowers it), and one cheap evaluation of it at
+        ``radius`` decides whether the exact Hessians are worth computing.
+        """
+        idx = np.flatnonzero(self.first_order > radius)
+        if not idx.size:
+            return radius
+        ok, psi = self.third_eval(radius[idx], idx)
+        idx = idx[ok & (psi > radius[idx] * (1.0 + _SEARCH_RTOL))]
+        if not idx.size:
+            return radius
+        self.hessian_min = np.zeros(self.gaps.shape)
+        self.hessian_min[idx] = self.hessian_lower_bounds(idx)
+
+        def evaluate(R, sub):
+            return self.third_eval(R, idx[sub], self.hessian_min)
+
+        radius = radius.copy()
+        radius[idx] = search_radius(
+            evaluate,
+            self.first_order[idx],
+            lower=radius[idx],
+            n_steps=n_steps,
+            rtol=_SEARCH_RTOL,
         )
-        radius = np.maximum(radius, second)
-    if quadratic is not None:
-        # Theorem 2.1 with Proposition 2.1, one row at a time (it costs
-        # O(m^2) per radius tried). In "auto" the local bound is the
-        # smaller of Prop. 2.1 and the triangle bound, and the search starts
-        # from the radius already certified, so most rows need one check.
-        lower = radius if method == "auto" else None
-        for i in np.flatnonzero(first_order > radius):
-            bound = quadratic.at(X[i])
+        return radius
+
+    def _local_quadratic(self, quadratic, n_steps):
+        """Theorem 2.1 with Proposition 2.1, one row at a time (``O(m^2)``)."""
+        beta = self.e.A[self.c][:, None, :] - self.e.A[None, :, :]
+        radius = np.zeros(len(self.c))
+        for i in np.flatnonzero(self.first_order > 0):
+            bound = quadratic.at(self.X[i])
 
             def local(R, _, i=i, bound=bound):
-                lip = bound(R[0], beta[i])[None, :]
-                if method == "auto":
-                    lip = np.minimum(lip, triangle(R, [i]))
-                return lip
+                return bound(R[0], beta[i])[None, :]
 
             radius[i] = local_lipschitz_radius(
-                gaps[i : i + 1],
+                self.gaps[i : i + 1],
                 local,
-                first_order[i : i + 1],
-                lower=None if lower is None else lower[i : i + 1],
+                self.first_order[i : i + 1],
                 n_steps=n_steps,
             )[0]
-    return radius
+        return radius

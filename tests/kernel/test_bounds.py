@@ -1,13 +1,17 @@
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from scipy.spatial.distance import cdist
 
 from sk_margin.kernel._bounds import (
     gaussian_curvature_bound,
     gaussian_grad_norm_max,
     gaussian_hessian_norm_max,
+    gaussian_rkhs_derivative_factor,
+    gaussian_third_derivative_max,
     gaussian_triangle_bound,
 )
+from sk_margin.kernel._expansion import expansion_rkhs_gram, pair_rkhs_norms
 from sk_margin.kernel._quadratic_bound import quadratic_gradient_bound
 
 GAMMA = 0.7
@@ -144,3 +148,84 @@ def test_bounds_grow_with_the_radius():
     t = [gaussian_triangle_bound(dist, absb, np.array([R]), GAMMA)[0, 0] for R in radii]
     assert np.all(np.diff(p) >= -1e-12)
     assert np.all(np.diff(t) >= -1e-12)
+
+
+# ------------------------------------------- third derivatives, RKHS bounds
+def _third_g(y, centers, beta, gamma, h):
+    """D^3 g(y)[h, h, h], term by term (unit h)."""
+    u = y - centers
+    s = u @ h
+    k = np.exp(-gamma * np.sum(u**2, axis=1))
+    return np.sum(beta * k * (12 * gamma**2 * s - 8 * gamma**3 * s**3))
+
+
+def test_third_directional_derivative_matches_finite_differences():
+    rng, centers, beta, x = _problem(11)
+    h = rng.normal(size=3)
+    h /= np.linalg.norm(h)
+
+    def g(t):
+        u = x + t * h - centers
+        return np.sum(beta * np.exp(-GAMMA * np.sum(u**2, axis=1)))
+
+    step = 1e-3  # central differences of order 3, error O(step^2)
+    fd = (g(2 * step) - 2 * g(step) + 2 * g(-step) - g(-2 * step)) / (2 * step**3)
+    assert_allclose(_third_g(x, centers, beta, GAMMA, h), fd, rtol=1e-4)
+
+
+def test_third_derivative_max_matches_dense_grid():
+    rng = np.random.default_rng(3)
+    s_unit = np.linspace(-1, 1, 801)
+    for _ in range(40):
+        lo, hi = np.sort(rng.random(2) * 3.0)
+        t = np.linspace(lo, hi, 801)[:, None]
+        s = t * s_unit[None, :]  # <u, h> ranges over [-t, t]
+        values = np.exp(-GAMMA * t**2) * np.abs(12 * GAMMA**2 * s - 8 * GAMMA**3 * s**3)
+        grid_max = values.max()
+        bound = gaussian_third_derivative_max(np.array(lo), np.array(hi), GAMMA)
+        assert bound >= grid_max * (1 - 1e-12)
+        assert bound <= grid_max * (1 + 1e-4)  # exact, not merely an upper bound
+
+
+def _cancelling_problem(seed, d=3, m=12):
+    """Near-duplicate centres with large coefficients of opposite signs."""
+    rng = np.random.default_rng(seed)
+    base = rng.random((m // 2, d))
+    centers = np.vstack([base, base + 1e-2 * rng.normal(size=base.shape)])
+    big = 200.0 * rng.normal(size=m // 2)
+    beta = np.concatenate([big, -big]) + rng.normal(size=m)
+    return rng, centers, beta
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rkhs_factors_bound_every_derivative_everywhere(seed):
+    rng, centers, beta = _cancelling_problem(seed)
+    K = np.exp(-GAMMA * cdist(centers, centers, "sqeuclidean"))
+    norm = np.sqrt(beta @ K @ beta)
+    assert norm < 0.1 * np.abs(beta).sum()  # the cancellation the bounds see
+    c1, c2, c3 = (gaussian_rkhs_derivative_factor(p, GAMMA) for p in (1, 2, 3))
+    assert_allclose(
+        [c1, c2, c3], [np.sqrt(2 * GAMMA), np.sqrt(12) * GAMMA, np.sqrt(120 * GAMMA**3)]
+    )
+    Y = rng.random((300, 3)) * 1.6 - 0.3
+    H_dirs = rng.normal(size=(300, 3))
+    H_dirs /= np.linalg.norm(H_dirs, axis=1, keepdims=True)
+    for y, h in zip(Y, H_dirs, strict=True):
+        assert np.linalg.norm(_grad_g(y, centers, beta, GAMMA)) <= c1 * norm
+        assert np.linalg.norm(_hess_g(y, centers, beta, GAMMA), 2) <= c2 * norm
+        assert abs(_third_g(y, centers, beta, GAMMA, h)) <= c3 * norm
+
+
+def test_pair_rkhs_norms_bound_the_exact_norms_despite_cancellation():
+    _, centers, beta = _cancelling_problem(7)
+    A = np.stack([beta, np.zeros_like(beta), 0.5 * beta])
+    gram = expansion_rkhs_gram(centers, A, GAMMA)
+    # Blocked computation without K_cc equals the one-shot product.
+    K = np.exp(-GAMMA * cdist(centers, centers, "sqeuclidean"))
+    assert_allclose(gram, A @ K @ A.T, rtol=1e-10)
+    norms = pair_rkhs_norms(gram, centers, A, GAMMA)
+    exact = np.sqrt(beta @ K @ beta)
+    assert norms[0, 1] >= exact and norms[1, 0] >= exact
+    assert_allclose(norms[0, 1], exact, rtol=1e-6)  # the slack is tiny
+    assert_allclose(norms[0, 2], 0.5 * exact, rtol=1e-6)
+    assert np.all(np.diag(norms) == 0)
