@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.neighbors import NearestNeighbors
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -32,6 +32,38 @@ __all__ = ["MarginKernelLogReg"]
 # At most this many training points are used as queries to estimate the
 # nearest-neighbour distance behind gamma="knn".
 _KNN_MAX_QUERIES = 1000
+
+
+# Rows of n x m work arrays computed at a time in fit (at most 32 MB each).
+_FIT_BLOCK_ENTRIES = 2**22
+
+
+def _kernel_blocks(X, centers, gamma):
+    """``rbf_kernel(X, centers)`` computed in blocks of rows, so that its
+    temporaries (scikit-learn's holds two ``n x m`` arrays at once) stay small.
+    """
+    n, m = X.shape[0], centers.shape[0]
+    K = np.empty((n, m))
+    for rows in gen_batches(n, max(1, _FIT_BLOCK_ENTRIES // max(m, 1))):
+        K[rows] = rbf_kernel(X[rows], centers, gamma=gamma)
+    return K
+
+
+def _transform_in_place(K, W):
+    """``K @ W`` written over the memory of ``K`` (``W`` has at most as many
+    columns as ``K``), block by block.
+
+    Block ``[a, b)`` is read from entries ``a m .. b m`` of ``K``'s buffer and
+    written to ``a k .. b k`` (``k <= m`` columns), so a write never reaches
+    rows not yet read. Returns a C-contiguous ``(n, k)`` view of that buffer.
+    """
+    n, m = K.shape
+    k = W.shape[1]
+    flat = K.reshape(-1)
+    for rows in gen_batches(n, max(1, _FIT_BLOCK_ENTRIES // max(m, 1))):
+        block = K[rows] @ W
+        flat[rows.start * k : rows.stop * k] = block.reshape(-1)
+    return flat[: n * k].reshape(n, k)
 
 
 class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
@@ -198,10 +230,13 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         unchanged and makes L-BFGS need about as many iterations with the
         Cross-Lipschitz term as without it.
 
+        The features ``K_xc T`` are written over ``K_xc``, block by block, so
+        that fitting holds one ``n x m`` array: ``K_xc`` is not usable after.
+
         Returns
         -------
         Phi : ndarray of shape (n_samples, n_basis)
-            Features ``K_xc T``.
+            Features ``K_xc T``, in the memory of ``K_xc``.
         T : ndarray of shape (n_centers, n_basis)
             Basis: ``alpha_l = T g_l``.
         penalty : ndarray of shape (n_basis,) or None
@@ -219,15 +254,17 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         else:
             Q = cross_lipschitz_gram(X, centers, K_xc, gamma)
             P = W.T @ Q @ W
+            del Q
             # 2 lam / (n K) times the symmetric part of P:
             p, V = eigh((self.lam / (n * n_classes)) * (P + P.T))
             p = np.maximum(p, 0.0)
             W = W @ V
-        Phi = K_xc @ W
+        Phi = _transform_in_place(K_xc, W)
         curvature = np.einsum("nk,nk->k", Phi, Phi) / (n * n_classes) + 2.0 * p
         scale = 1.0 / np.sqrt(np.maximum(curvature, curvature.max() * 1e-12))
         penalty = p * scale**2 if np.any(p > 0) else None
-        return np.ascontiguousarray(Phi * scale), W * scale, penalty, center
+        Phi *= scale
+        return Phi, W * scale, penalty, center
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -262,7 +299,7 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         else:
             center_idx = np.sort(rng.choice(n, self.n_centers, replace=False))
         centers = X[center_idx]
-        K_xc = rbf_kernel(X, centers, gamma=gamma)
+        K_xc = _kernel_blocks(X, centers, gamma)
         K_cc = K_xc[center_idx]
         n_classes = classes.size
         Phi, T, penalty, center = self._basis(X, centers, K_xc, K_cc, gamma, n_classes)

@@ -8,6 +8,7 @@ same form. The functions take the expansion's arrays, not an estimator.
 
 import numpy as np
 from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.utils import gen_batches
 
 __all__ = [
     "cross_lipschitz_gram",
@@ -82,8 +83,11 @@ def cross_lipschitz_gram(X, centers, K_xc, gamma):
     = 4 gamma^2 sum_i k_ir k_is <x_i - c_r, x_i - c_s>``, so that for a kernel
     expansion with coefficients ``alpha_l`` one has
     ``sum_i ||grad f_l(x_i)||^2 = alpha_l^T Q alpha_l`` (Hein & Andriushchenko
-    2017, eq. 3 and Section 3.1). Computed with two ``n m^2`` matrix products
-    and never an ``n x m x d`` or ``n x n x d`` array.
+    2017, eq. 3 and Section 3.1). With ``<x_i - c_r, x_i - c_s> = |x_i|^2 -
+    <x_i, c_r> - <x_i, c_s> + <c_r, c_s>`` it is three matrix products per
+    block of rows, accumulated over blocks: memory beyond the inputs is one
+    block of ``n_centers`` columns and a few ``n_centers x n_centers``
+    arrays, never an ``n x m x d``, ``n x n`` or second ``n x m`` array.
 
     Parameters
     ----------
@@ -101,11 +105,16 @@ def cross_lipschitz_gram(X, centers, K_xc, gamma):
     Q : ndarray of shape (n_centers, n_centers)
         Symmetric positive semi-definite Gram matrix.
     """
-    # <x_i - c_r, x_i - c_s> = |x_i|^2 - <x_i, c_r> - <x_i, c_s> + <c_r, c_s>
-    half_sq = 0.5 * np.einsum("nd,nd->n", X, X)
-    Mx = K_xc * (half_sq[:, None] - X @ centers.T)
-    cross = Mx.T @ K_xc
-    Q = cross + cross.T + (K_xc.T @ K_xc) * (centers @ centers.T)
+    n, m = K_xc.shape
+    cross = np.zeros((m, m))
+    for rows in gen_batches(n, max(1, _GRAM_BLOCK_ENTRIES // max(m, 1))):
+        K = K_xc[rows]
+        Xb = X[rows]
+        half_sq = 0.5 * np.einsum("nd,nd->n", Xb, Xb)
+        Mx = K * (half_sq[:, None] - Xb @ centers.T)
+        cross += Mx.T @ K
+    Q = cross + cross.T
+    Q += (K_xc.T @ K_xc) * (centers @ centers.T)
     Q *= 4.0 * gamma**2
     return 0.5 * (Q + Q.T)
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import check_grad, minimize
+from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.kernel_approximation import Nystroem
@@ -72,7 +73,14 @@ def test_objective_gradient_passes_check_grad(center, with_penalty):
     assert check_grad(f, g, theta) < 1e-6 * max(1.0, np.linalg.norm(g(theta)))
 
 
-def test_cross_lipschitz_gram_matches_explicit_gradients():
+@pytest.mark.parametrize("block_entries", [None, 7 * 4])
+def test_cross_lipschitz_gram_matches_explicit_gradients(block_entries, monkeypatch):
+    if block_entries is not None:  # blocks of 4 rows: the sum over blocks
+        import sk_margin.kernel._expansion
+
+        monkeypatch.setattr(
+            sk_margin.kernel._expansion, "_GRAM_BLOCK_ENTRIES", block_entries
+        )
     rng = np.random.default_rng(1)
     X, C = rng.random((25, 3)), rng.random((7, 3))
     gamma = 2.0
@@ -82,6 +90,36 @@ def test_cross_lipschitz_gram_matches_explicit_gradients():
     assert_allclose(
         np.einsum("lr,rs,ls->l", alpha, Q, alpha), np.sum(grads**2, axis=(0, 2))
     )
+
+
+def test_features_are_computed_in_place_block_by_block(monkeypatch):
+    import sk_margin.kernel._estimator as estimator
+
+    rng = np.random.default_rng(0)
+    K, W = rng.random((23, 9)), rng.normal(size=(9, 5))
+    expected = K @ W
+    monkeypatch.setattr(estimator, "_FIT_BLOCK_ENTRIES", 9 * 4)  # 4-row blocks
+    buffer = K.copy()
+    Phi = estimator._transform_in_place(buffer, W)
+    assert np.shares_memory(Phi, buffer) and Phi.flags.c_contiguous
+    assert_allclose(Phi, expected, rtol=1e-12)
+
+
+def test_fit_in_small_blocks_gives_the_same_model(small_digits, monkeypatch):
+    import sk_margin.kernel._estimator as estimator
+    import sk_margin.kernel._expansion as expansion
+
+    X, _, y, _ = small_digits
+    est = MarginKernelLogReg(lam=1e-2, n_centers=60, random_state=0)
+    whole = clone(est).fit(X, y)
+    monkeypatch.setattr(estimator, "_FIT_BLOCK_ENTRIES", 60 * 7)
+    monkeypatch.setattr(expansion, "_GRAM_BLOCK_ENTRIES", 60 * 11)
+    blocks = clone(est).fit(X, y)
+    # The same problem, solved to L-BFGS's tolerance from rounding-level
+    # differences in its data.
+    scale = np.abs(whole.dual_coef_).max()
+    assert_allclose(blocks.dual_coef_, whole.dual_coef_, atol=1e-4 * scale)
+    assert_array_equal(blocks.predict(X), whole.predict(X))
 
 
 def _penalty_value(regularizer, lam, X, C, y, gamma, K, rng):
