@@ -36,6 +36,13 @@ _KNN_MAX_QUERIES = 1000
 
 # Rows of n x m work arrays computed at a time in fit (at most 32 MB each).
 _FIT_BLOCK_ENTRIES = 2**22
+# The optimisation's features: the basis, penalty and objective are float64,
+# the two n x m matrix products of each L-BFGS iteration float32 (about 1.5x
+# faster fits, the same accuracy and about as many iterations; the model's
+# coefficients and every certificate are float64) unless tol asks for more
+# than float32 products can give (their gradients are accurate to ~1e-7).
+_FEATURE_DTYPE = np.float32
+_FLOAT32_MIN_TOL = 1e-6
 
 
 def _kernel_blocks(X, centers, gamma):
@@ -49,17 +56,18 @@ def _kernel_blocks(X, centers, gamma):
     return K
 
 
-def _transform_in_place(K, W):
-    """``K @ W`` written over the memory of ``K`` (``W`` has at most as many
-    columns as ``K``), block by block.
+def _transform_in_place(K, W, dtype=np.float64):
+    """``K @ W`` in ``dtype``, written over the memory of ``K``.
 
-    Block ``[a, b)`` is read from entries ``a m .. b m`` of ``K``'s buffer and
-    written to ``a k .. b k`` (``k <= m`` columns), so a write never reaches
-    rows not yet read. Returns a C-contiguous ``(n, k)`` view of that buffer.
+    ``K`` is float64 and ``W`` has at most as many columns as ``K``. Block
+    ``[a, b)`` of rows is read from bytes ``8 a m .. 8 b m`` of ``K``'s buffer
+    and written to ``s a k .. s b k`` (``k <= m`` columns of ``s <= 8``
+    bytes), so a write never reaches rows not yet read. Returns a
+    C-contiguous ``(n, k)`` view of that buffer.
     """
     n, m = K.shape
     k = W.shape[1]
-    flat = K.reshape(-1)
+    flat = K.reshape(-1).view(np.uint8).view(dtype)
     for rows in gen_batches(n, max(1, _FIT_BLOCK_ENTRIES // max(m, 1))):
         block = K[rows] @ W
         flat[rows.start * k : rows.stop * k] = block.reshape(-1)
@@ -104,6 +112,8 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
     tol : float, default=1e-4
         L-BFGS stops when the largest component of the projected gradient is
         below ``tol`` (scikit-learn's convention, as in ``LogisticRegression``).
+        From ``1e-6`` up, the objective's matrix products run in float32
+        (see Notes); below, in float64.
     random_state : int, RandomState instance or None, default=None
         Draws the centres and the queries of the ``"knn"`` rule.
     verbose : int, default=0
@@ -142,7 +152,15 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
     the Cross-Lipschitz form is diagonal and scaled by the curvature of each
     direction: a diagonal preconditioning that leaves the problem unchanged.
     One iteration costs what one iteration of ``LogisticRegression`` on
-    Nystroem features costs, and about as many are needed.
+    Nystroem features costs, and about as many are needed; its two
+    ``n x m`` matrix products run on float32 features (everything else,
+    the coefficients and every certificate are float64), which makes fits
+    about 1.5x faster at the same accuracy.
+
+    Memory: besides ``X``, fit holds one ``n x m`` float64 array (the
+    kernel matrix, over which the features are written) and a few
+    ``m x m`` ones; the Cross-Lipschitz Gram matrix is accumulated over
+    blocks of rows. At 60,000 rows and 5,000 centres that is 2.4 GB.
 
     References
     ----------
@@ -259,11 +277,13 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
             p, V = eigh((self.lam / (n * n_classes)) * (P + P.T))
             p = np.maximum(p, 0.0)
             W = W @ V
-        Phi = _transform_in_place(K_xc, W)
-        curvature = np.einsum("nk,nk->k", Phi, Phi) / (n * n_classes) + 2.0 * p
+        dtype = _FEATURE_DTYPE if self.tol >= _FLOAT32_MIN_TOL else np.float64
+        Phi = _transform_in_place(K_xc, W, dtype=dtype)
+        sq = np.einsum("nk,nk->k", Phi, Phi, dtype=np.float64)
+        curvature = sq / (n * n_classes) + 2.0 * p
         scale = 1.0 / np.sqrt(np.maximum(curvature, curvature.max() * 1e-12))
         penalty = p * scale**2 if np.any(p > 0) else None
-        Phi *= scale
+        Phi *= scale.astype(Phi.dtype)
         return Phi, W * scale, penalty, center
 
     @_fit_context(prefer_skip_nested_validation=True)

@@ -34,7 +34,9 @@ def logreg_objective(theta, Phi, y, n_classes, penalty=None, center=False):
     theta : ndarray of shape (n_classes * n_basis + n_classes,)
         Flattened coefficients ``G`` (n_classes, n_basis) and intercepts ``b``.
     Phi : ndarray of shape (n_samples, n_basis)
-        Kernel features in the optimisation basis.
+        Kernel features in the optimisation basis, float64 or float32. With
+        float32 features the two matrix products run in float32 (twice as
+        fast, on half the memory) and everything else in float64.
     y : ndarray of shape (n_samples,) of int
         Class indices.
     n_classes : int
@@ -54,7 +56,8 @@ def logreg_objective(theta, Phi, y, n_classes, penalty=None, center=False):
     """
     n, k = Phi.shape
     G = theta[: n_classes * k].reshape(n_classes, k)
-    F = Phi @ G.T + theta[n_classes * k :]
+    F = Phi @ G.T.astype(Phi.dtype, copy=False)
+    F = F.astype(np.float64, copy=False) + theta[n_classes * k :]
     # log-sum-exp by hand: scipy's adds ~0.3 ms of dispatch per call, and the
     # shifted exponentials give the softmax too.
     top = F.max(axis=1, keepdims=True)
@@ -66,7 +69,7 @@ def logreg_objective(theta, Phi, y, n_classes, penalty=None, center=False):
     R /= total[:, None]
     R[rows, y] -= 1.0
     R /= n
-    grad_G = R.T @ Phi
+    grad_G = (R.T.astype(Phi.dtype, copy=False) @ Phi).astype(np.float64, copy=False)
     if penalty is not None:
         Gc = G - G.mean(axis=0) if center else G
         weighted = Gc * penalty

@@ -99,10 +99,12 @@ def test_features_are_computed_in_place_block_by_block(monkeypatch):
     K, W = rng.random((23, 9)), rng.normal(size=(9, 5))
     expected = K @ W
     monkeypatch.setattr(estimator, "_FIT_BLOCK_ENTRIES", 9 * 4)  # 4-row blocks
-    buffer = K.copy()
-    Phi = estimator._transform_in_place(buffer, W)
-    assert np.shares_memory(Phi, buffer) and Phi.flags.c_contiguous
-    assert_allclose(Phi, expected, rtol=1e-12)
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-6)):
+        buffer = K.copy()
+        Phi = estimator._transform_in_place(buffer, W, dtype=dtype)
+        assert np.shares_memory(Phi, buffer) and Phi.flags.c_contiguous
+        assert Phi.dtype == dtype
+        assert_allclose(Phi, expected, rtol=rtol)
 
 
 def test_fit_in_small_blocks_gives_the_same_model(small_digits, monkeypatch):
@@ -110,6 +112,8 @@ def test_fit_in_small_blocks_gives_the_same_model(small_digits, monkeypatch):
     import sk_margin.kernel._expansion as expansion
 
     X, _, y, _ = small_digits
+    # float64 features, so that only the blocks differ between the two fits.
+    monkeypatch.setattr(estimator, "_FEATURE_DTYPE", np.float64)
     est = MarginKernelLogReg(lam=1e-2, n_centers=60, random_state=0)
     whole = clone(est).fit(X, y)
     monkeypatch.setattr(estimator, "_FIT_BLOCK_ENTRIES", 60 * 7)
@@ -520,3 +524,23 @@ def test_former_method_names_warn_and_give_the_same_radii(
     assert_allclose(radii, expected)
     with pytest.raises(ValueError, match="method must be one of 'auto', 'local_q"):
         fitted_digits.certify(X_test[:5], method="global_pairwise")
+
+
+@pytest.mark.parametrize("tol, dtype", [(1e-4, np.float32), (1e-8, np.float64)])
+def test_features_are_float32_unless_tol_needs_float64(
+    tol, dtype, small_digits, monkeypatch
+):
+    import sk_margin.kernel._estimator as estimator
+
+    seen = []
+    original = estimator._transform_in_place
+
+    def spy(K, W, dtype=np.float64):
+        seen.append(dtype)
+        return original(K, W, dtype=dtype)
+
+    monkeypatch.setattr(estimator, "_transform_in_place", spy)
+    X, _, y, _ = small_digits
+    clf = MarginKernelLogReg(n_centers=40, tol=tol, random_state=0).fit(X, y)
+    assert seen == [dtype]
+    assert clf.dual_coef_.dtype == np.float64  # the model is float64 either way
