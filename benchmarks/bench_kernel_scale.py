@@ -10,7 +10,7 @@ LogisticRegression`` is fitted beside it on the same rows, with the gamma the
 model resolved.
 
 Each fit runs in a fresh process, so that its peak resident memory
-(``ru_maxrss``) is its own; the table gives it and the resident memory just
+(``VmHWM``) is its own; the table gives it and the resident memory just
 before the fit (the data), and how time and memory grow from one ``n`` (or
 ``m``) to the next, as the exponent ``log(t2 / t1) / log(n2 / n1)``.
 
@@ -38,14 +38,17 @@ TARGET_SECONDS = 600.0
 TARGET_GB = 8.0
 
 
-def _rss_gb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
+def _status_gb(field):
+    """A memory figure of this process from /proc/self/status, in GB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024 / 1e9
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def child(args):
     """Fit one model in this process and print a JSON line of its figures."""
-    import resource
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -63,7 +66,7 @@ def child(args):
     y = np.load(os.path.join(args.data, "y.npy"))[: args.child_n]
     X_test = np.load(os.path.join(args.data, "X_test.npy"))
     y_test = np.load(os.path.join(args.data, "y_test.npy"))
-    before = _rss_gb()
+    before = _status_gb("VmRSS")
     with threadpool_limits(args.threads), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         start = time.perf_counter()
@@ -79,7 +82,9 @@ def child(args):
             ).fit(X, y)
             n_iter = int(np.max(est[-1].n_iter_))
         seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    # VmHWM, not ru_maxrss: the latter keeps the high-water mark of the
+    # parent that was forked before exec.
+    peak = _status_gb("VmHWM")
     out = {
         "seconds": seconds,
         "peak_gb": peak,

@@ -3,7 +3,8 @@
 - ``import sk_margin`` loads neither torch nor skorch, matplotlib or ART;
 - no module imports a private module or name of another subpackage: what
   two families share is public, or lives in a top-level private module made
-  for sharing (``sk_margin._pipeline``, ``sk_margin._validation``);
+  for sharing (``sk_margin._pipeline``, ``sk_margin._threads``,
+  ``sk_margin._validation``);
 - every name a public module lists in ``__all__`` exists.
 """
 
@@ -20,7 +21,7 @@ import sk_margin
 
 PACKAGE = pathlib.Path(sk_margin.__file__).parent
 SUBPACKAGES = {"kernel", "nets", "attacks", "metrics", "plot", "reproduce"}
-SHARED = {"sk_margin._pipeline", "sk_margin._validation"}
+SHARED = {"sk_margin._pipeline", "sk_margin._threads", "sk_margin._validation"}
 
 
 def _modules():

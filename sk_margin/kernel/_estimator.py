@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from sk_margin._threads import limit_scipy_blas
 from sk_margin.certify import BISECTION_STEPS
 from sk_margin.kernel._certify import certify_gaussian_expansion
 from sk_margin.kernel._expansion import (
@@ -337,20 +338,23 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
                     )
 
         theta0 = np.zeros(n_classes * (Phi.shape[1] + 1))
-        result = minimize(
-            logreg_objective,
-            theta0,
-            args=(Phi, y_idx, n_classes, penalty, center),
-            method="L-BFGS-B",
-            jac=True,
-            callback=callback,
-            options={
-                "maxiter": self.max_iter,
-                "gtol": self.tol,
-                "ftol": 64 * np.finfo(float).eps,
-                "maxls": 50,
-            },
-        )
+        # L-BFGS-B's many small BLAS calls must not contend with the
+        # objective's large ones for the cores (see sk_margin._threads).
+        with limit_scipy_blas():
+            result = minimize(
+                logreg_objective,
+                theta0,
+                args=(Phi, y_idx, n_classes, penalty, center),
+                method="L-BFGS-B",
+                jac=True,
+                callback=callback,
+                options={
+                    "maxiter": self.max_iter,
+                    "gtol": self.tol,
+                    "ftol": 64 * np.finfo(float).eps,
+                    "maxls": 50,
+                },
+            )
         if result.status != 0:
             warnings.warn(
                 f"L-BFGS did not converge in {result.nit} iterations "
