@@ -373,7 +373,12 @@ def search_radius(evaluate, upper, *, lower=None, n_steps=BISECTION_STEPS, rtol=
         a, b, fa, fb = lo[active], hi[active], f_lo[active], f_hi[active]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             R = a + fa * (b - a) / (fa - fb)
-        R = np.where(np.isfinite(R) & (R > a) & (R < b), R, 0.5 * (a + b))
+        bad = ~(np.isfinite(R) & (R > a) & (R < b))
+        # psi(hi) == hi to rounding: the root is within rounding of hi, so try
+        # just below it (once in a row) before falling back to the midpoint.
+        below = b * (1.0 - 0.5 * rtol)
+        near_hi = bad & (fb == 0.0) & (side[active] != 1) & (below > a)
+        R = np.where(bad, np.where(near_hi, below, 0.5 * (a + b)), R)
         j = jump[active]
         use_jump = (j > a) & (j < b)
         R = np.where(use_jump, j, R)

@@ -20,9 +20,10 @@ method                 bound                                    cost per row
 ``"third_order"``      exact gradient and Hessian at ``x``,     ``O(K m d^2)``,
                        the third derivatives bounded on the     then ``O(K m)``
                        ball (local or RKHS, the smaller)        per radius
-``"auto"``             the largest of the global RKHS-          about the cost
-                       Lipschitz, second-order, triangle and    of
-                       (up to 16 features) third-order radii    ``"second_order"``
+``"auto"``             the largest of the global RKHS-          that of
+                       Lipschitz, second-order, triangle and    ``"second_order"``;
+                       (up to 16 features) third-order radii    up to 16 features,
+                                                                with the Hessians
 =====================  =======================================  ===============
 
 The global bounds use the RKHS norm of ``g_j``, which sees coefficients that
@@ -70,7 +71,9 @@ _CERTIFY_BATCH_ENTRIES = 2**22
 # Proposition 2.1 holds nine n_centers x n_centers work arrays (1.2 GB here).
 _QUADRATIC_MAX_CENTERS = 4000
 # "auto" adds the third-order certificate up to this many features, where its
-# exact Hessians (K m d^2 per row) cost no more than the rest of "auto".
+# exact Hessians (K m d^2 per row) cost well under a millisecond per row (but
+# some 90 times predict, which is cheap with few features), on the rows
+# where a cheap test shows it can improve the radius.
 _AUTO_THIRD_ORDER_MAX_FEATURES = 16
 _EPS = np.finfo(np.float64).eps
 # Relative precision of the searches over R, near that of the bounds
@@ -159,21 +162,27 @@ def _quadratic_root(gap, G, M):
     return np.where(gap > 0, root, 0.0)
 
 
-def _cubic_root(gap, G, a, b, n_newton=4):
-    """Root of ``gap - G t - a t^2 - b t^3`` (``a, b >= 0``), approximately.
+def _cubic_root(gap, G, a, b, max_newton=30):
+    """Root of ``gap - G t - a t^2 - b t^3`` (``a, b >= 0``), to rounding.
 
     The polynomial is concave and decreasing on ``t >= 0``, so Newton's method
-    started from any upper bound of the root decreases towards it; the result
-    only steers the search over ``R`` (it is never itself certified).
+    started from any upper bound of the root decreases monotonically towards
+    it, quadratically once close; it stops when no entry moves by more than
+    a relative ``1e-15``. The result only steers the search over ``R`` (it is
+    never itself certified), but an accurate one lets that search stop after
+    a few steps.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         t = np.minimum(np.minimum(gap / G, np.sqrt(gap / a)), np.cbrt(gap / b))
-        t = np.where(np.isfinite(t), t, np.inf)
-        finite = np.isfinite(t)
-        for _ in range(n_newton):
+        finite = np.isfinite(t) & (gap > 0)
+        t = np.where(finite, t, np.inf)
+        for _ in range(max_newton):
             p = gap - t * (G + t * (a + t * b))
             dp = G + t * (2.0 * a + 3.0 * t * b)
-            t = np.where(finite, t + p / dp, t)
+            step = np.where(finite, p / dp, 0.0)
+            t = t + step
+            if not np.any(np.abs(step) > 1e-15 * np.abs(t)):
+                break
     return np.where(gap > 0, np.maximum(t, 0.0), 0.0)
 
 
@@ -320,32 +329,38 @@ class _Rows:
         return np.all(value > 0, axis=1), psi
 
     def hessian_lower_bounds(self, idx):
-        """``min(0, lambda_min(Hess g_j(x)))`` lower bounds, row by row.
+        """``min(0, lambda_min(Hess g_j(x)))`` lower bounds for the rows ``idx``.
 
         ``Hess f_l(x) = sum_r alpha_lr k_r (4 gamma^2 u_r u_r^T - 2 gamma I)``
-        with ``u_r = x - c_r``, computed exactly (``K m d^2`` per row) and
-        lowered by what rounding in the sums and the eigensolver can have
-        cost.
+        with ``u_r = x - c_r``, computed exactly (``K m d^2`` per row, as
+        batched matrix products over blocks of rows) and lowered by what
+        rounding in the sums and the eigensolver can have cost.
         """
         e, gamma = self.e, self.e.gamma
         m, d = e.centers.shape
-        out = np.zeros((len(idx), e.A.shape[0]))
-        for k, i in enumerate(idx):
-            U = self.X[i] - e.centers
-            w = self.K[i] * e.A  # (K, m)
-            H = (U.T[None, :, :] * w[:, None, :]) @ U
+        n_classes = e.A.shape[0]
+        out = np.zeros((len(idx), n_classes))
+        step = max(1, _CERTIFY_BATCH_ENTRIES // (n_classes * d * m))
+        eye = np.eye(d)
+        for start in range(0, len(idx), step):
+            sub = idx[start : start + step]
+            rows = np.arange(len(sub))
+            c = self.c[sub]
+            U = self.X[sub][:, None, :] - e.centers[None, :, :]  # (r, m, d)
+            w = self.K[sub][:, None, :] * e.A[None, :, :]  # (r, K, m)
+            H = np.matmul(U.transpose(0, 2, 1)[:, None] * w[:, :, None, :], U[:, None])
             H *= 4.0 * gamma**2
-            s = w.sum(axis=1)
-            c = self.c[i]
-            pair = H[c][None] - H
-            pair -= (2.0 * gamma * (s[c] - s))[:, None, None] * np.eye(d)
-            eig = np.linalg.eigvalsh(pair)[:, 0]
-            abs_terms = (self.K[i] * e.abs_A) @ (
-                4.0 * gamma**2 * np.einsum("md,md->m", U, U) + 2.0 * gamma
-            )
-            err = (m + d + 8) * _EPS * (abs_terms[c] + abs_terms)
-            err += 8 * d * _EPS * np.linalg.norm(pair, axis=(1, 2))
-            out[k] = np.minimum(eig - err, 0.0)
+            s = w.sum(axis=2)
+            pair = H[rows, c][:, None] - H  # (r, K, d, d)
+            pair -= (2.0 * gamma * (s[rows, c][:, None] - s))[..., None, None] * eye
+            eig = np.linalg.eigvalsh(pair)[..., 0]
+            u_sq = np.einsum("rmd,rmd->rm", U, U)
+            abs_terms = (
+                self.K[sub] * (4.0 * gamma**2 * u_sq + 2.0 * gamma)
+            ) @ e.abs_A.T
+            err = (m + d + 8) * _EPS * (abs_terms[rows, c][:, None] + abs_terms)
+            err += 8 * d * _EPS * np.linalg.norm(pair, axis=(2, 3))
+            out[start : start + step] = np.minimum(eig - err, 0.0)
         return out
 
     # ------------------------------------------------------------ methods
