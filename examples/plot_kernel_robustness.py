@@ -18,6 +18,7 @@ to the decision boundary) and the mean certified l2 radius (a *lower* bound).
 # Pixels are scaled to [0, 1] by a scaler fitted on the training split; with
 # ``clip=True`` the test points also lie in the box the attack searches.
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -125,7 +126,12 @@ for ax, name in zip(axes, names, strict=True):
     ax.set_xlabel("adversarial l2 distance (attack)")
     ax.legend(loc="upper left")
 axes[0].set_ylabel('certified l2 radius (method="auto")')
+fig.suptitle("Certified radius against attack distance, per test digit")
 fig.tight_layout()
+# Saved for a headless run (python examples/...); shown where a display is.
+output = Path("example_output")
+output.mkdir(exist_ok=True)
+fig.savefig(output / "kernel_robustness.png", dpi=100)
 plt.show()
 
 # %%
@@ -140,6 +146,7 @@ plt.show()
 # larger adversarial distances do not carry over to the certified radii, which
 # are smaller for Kernel-CL than for Kernel-LogReg: certificates are loose lower
 # bounds, not estimates of the distance. They are sound (no dot above the line,
-# no violation counted above), and the ``"auto"`` certificate, dominated here
-# by the second-order bound, is several times tighter than the paper's
-# Proposition 2.1 bound alone.
+# no violation counted above), and the ``"auto"`` certificate reaches about
+# half the attack distance, three to seven times the paper's Proposition 2.1
+# bound alone: its second-order and global RKHS bounds see the large,
+# cancelling coefficients that the Cross-Lipschitz model has.

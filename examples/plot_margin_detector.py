@@ -175,6 +175,8 @@ MarginHistogramDisplay.from_estimator(
     density=True,
     ax=ax,
 )
+ax.set_title("LC-LMT logit margins: training, held-out and attacked digits")
+fig.tight_layout()
 fig.savefig(output / "margin_histogram.png", dpi=100)
 
 # %%
@@ -183,6 +185,8 @@ fig.savefig(output / "margin_histogram.png", dpi=100)
 fig, ax = plt.subplots(figsize=(6, 4))
 MarginTrajectoryDisplay.from_estimator(net, subset="train", ax=ax)
 MarginTrajectoryDisplay.from_estimator(net, subset="valid", ax=ax)
+ax.set_title("Minimum and average margin per epoch (Wu & Yu)")
+fig.tight_layout()
 fig.savefig(output / "margin_trajectory.png", dpi=100)
 
 # %%
@@ -199,6 +203,8 @@ CertifiedAccuracyDisplay.from_estimator(
 CertifiedAccuracyDisplay.from_estimator(
     baseline, X_test, y_test, eps=eps_grid, name="cross_entropy", ax=ax
 )
+ax.set_title("Certified accuracy on the test digits (l2)")
+fig.tight_layout()
 fig.savefig(output / "certified_accuracy.png", dpi=100)
 print(f"\nplots saved in {output.resolve()}")
 print(f"total time: {time.perf_counter() - start:.1f} s")

@@ -222,11 +222,38 @@ def run_demo(*, n_centers=500, max_epochs=30, random_state=0):
     return results
 
 
+def _positive_int(text):
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _nonnegative_int(text):
+    """An argparse type: an integer of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def build_parser():
     """Return the :class:`argparse.ArgumentParser` of ``sk-margin``."""
+    import sk_margin
+
     parser = argparse.ArgumentParser(
         prog="sk-margin",
         description="Margin-based adversarial robustness for scikit-learn.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {sk_margin.__version__}"
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     demo = subparsers.add_parser(
@@ -242,19 +269,19 @@ def build_parser():
     )
     demo.add_argument(
         "--n-centers",
-        type=int,
+        type=_positive_int,
         default=500,
         help="number of kernel centres (default: %(default)s)",
     )
     demo.add_argument(
         "--max-epochs",
-        type=int,
+        type=_positive_int,
         default=30,
         help="training epochs of the networks (default: %(default)s)",
     )
     demo.add_argument(
         "--random-state",
-        type=int,
+        type=_nonnegative_int,
         default=0,
         help="seed for the split and the estimators (default: %(default)s)",
     )
@@ -296,7 +323,7 @@ def build_parser():
     )
     reproduce.add_argument(
         "--random-state",
-        type=int,
+        type=_nonnegative_int,
         default=0,
         help="seed of every split, initialisation and attack (default: %(default)s)",
     )

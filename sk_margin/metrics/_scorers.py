@@ -4,6 +4,9 @@ Each ``make_*`` function returns a picklable ``scorer(estimator, X, y,
 sample_weight=None)`` for ``GridSearchCV(scoring=...)``; greater is better.
 """
 
+import difflib
+from numbers import Integral
+
 from sk_margin._validation import check_nonnegative
 from sk_margin.metrics._certified import (
     average_margin,
@@ -17,6 +20,40 @@ __all__ = [
     "make_certified_accuracy_scorer",
     "make_robust_accuracy_scorer",
 ]
+
+
+# The keyword arguments of the estimators' certify methods (after X).
+_CERTIFY_PARAMS = ("method", "n_steps")
+
+
+def _check_certify_params(factory, params, own, hint=""):
+    """Reject, when the scorer is made, what no ``certify`` would accept.
+
+    Otherwise a mistyped keyword fails inside every fold, and a search
+    reports NaN scores instead of an error.
+    """
+    unknown = sorted(set(params) - set(_CERTIFY_PARAMS))
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, _CERTIFY_PARAMS + own, n=1)
+        suggestion = f" Did you mean {close[0]}?" if close and not hint else ""
+        keywords = ", ".join(own + _CERTIFY_PARAMS)
+        raise TypeError(
+            f"{factory}() got an unexpected keyword argument {name!r}; its "
+            f"keywords are {keywords} (method and n_steps go on to "
+            f"certify).{suggestion}{hint}"
+        )
+    method = params.get("method")
+    if method is not None and not isinstance(method, str):
+        raise TypeError(
+            f"{factory}(method=...) must be the name of a certify method, a str; "
+            f"got {method!r}."
+        )
+    n_steps = params.get("n_steps")
+    if n_steps is not None and not (isinstance(n_steps, Integral) and n_steps >= 1):
+        raise ValueError(
+            f"{factory}(n_steps=...) must be an int >= 1, got {n_steps!r}."
+        )
 
 
 def _certified_score(estimator, X, y, *, metric, certify_params, **kwargs):
@@ -53,8 +90,10 @@ def make_certified_accuracy_scorer(eps, **certify_params):
     eps : float
         Perturbation size, non-negative.
     **certify_params : dict
-        Passed on to ``certify`` (e.g. ``method="global_pairwise"`` for a
-        :class:`~sk_margin.MarginNetClassifier`).
+        Passed on to ``certify``: ``method`` (e.g. ``"global_pairwise"`` for
+        a :class:`~sk_margin.MarginNetClassifier`) and, for
+        :class:`~sk_margin.MarginKernelLogReg`, ``n_steps``. Any other keyword
+        is a TypeError here, not a failure in every fold of a search.
 
     Returns
     -------
@@ -78,6 +117,7 @@ def make_certified_accuracy_scorer(eps, **certify_params):
     (2,)
     """
     eps = check_nonnegative(eps, "eps")
+    _check_certify_params("make_certified_accuracy_scorer", certify_params, ("eps",))
     return _RobustnessScorer(
         "make_certified_accuracy_scorer", {"eps": eps, **certify_params},
         _certified_score, metric=certified_accuracy, certify_params=certify_params,
@@ -94,7 +134,8 @@ def make_average_margin_scorer(*, misclassified="distance", **certify_params):
         As in :func:`average_margin`; ``"zero"`` scores the average certified
         radius.
     **certify_params : dict
-        Passed on to ``certify``.
+        Passed on to ``certify``: ``method`` and ``n_steps``; any other
+        keyword (``eps``, say) is a TypeError here.
 
     Returns
     -------
@@ -128,6 +169,17 @@ def make_average_margin_scorer(*, misclassified="distance", **certify_params):
         raise ValueError(
             f"misclassified must be 'distance' or 'zero', got {misclassified!r}."
         )
+    _check_certify_params(
+        "make_average_margin_scorer",
+        certify_params,
+        ("misclassified",),
+        hint=(
+            " The average margin takes no radius; for the certified accuracy "
+            "at a radius, use make_certified_accuracy_scorer(eps=...)."
+            if "eps" in certify_params
+            else ""
+        ),
+    )
     shown = {"misclassified": misclassified, **certify_params}
     return _RobustnessScorer(
         "make_average_margin_scorer", shown, _certified_score, metric=average_margin,

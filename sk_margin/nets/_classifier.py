@@ -6,7 +6,12 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval, validate_parameter_constraints
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    Options,
+    validate_parameter_constraints,
+)
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -133,7 +138,14 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
     """
 
     # The parameters of this class (skorch checks its own), checked in fit.
+    # skorch's own parameters it does not check before training, and ours.
     _margin_parameter_constraints: dict = {
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Integral, {-1}),
+        ],
         "reweight_delta": [Interval(Real, 1, None, closed="neither")],
         "max_reweight_rounds": [Interval(Integral, 0, None, closed="left")],
         "random_state": [None, Interval(Integral, 0, None, closed="left")],
@@ -182,7 +194,19 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
             With ``criterion_`` set.
         """
         loss, kwargs = build_loss(self.criterion, self.get_params_for("criterion"))
-        self.criterion_ = self.initialized_instance(loss, kwargs)
+        try:
+            self.criterion_ = self.initialized_instance(loss, kwargs)
+        except InvalidParameterError as err:
+            # Name the parameter as the user set it, criterion__<name>.
+            message = str(err)
+            named = [k for k in kwargs if f"'{k}' parameter" in message]
+            where = (
+                f" (criterion={self.criterion!r})"
+                if isinstance(self.criterion, str)
+                else ""
+            )
+            prefix = f"criterion__{named[0]}{where}: " if named else ""
+            raise InvalidParameterError(prefix + message) from err
         return self
 
     def initialize_module(self):
