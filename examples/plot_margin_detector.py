@@ -79,21 +79,22 @@ print(f"test accuracy: {net.score(X_test, y_test):.3f}")
 # ------------
 # The network is already fitted, so it is handed over frozen (scikit-learn's
 # :class:`~sklearn.frozen.FrozenEstimator`): the detector fits only the
-# margin mixtures, on the correctly classified training digits as in the
-# paper, and sets ``offset_`` so that at most ``fpr`` = 5% of the clean
-# samples are flagged. A network's training margins are larger than its
-# margins on new data, so a threshold set on the training digits flags more
-# than 5% of clean test digits; setting it on held-out calibration digits
-# (``X_val``, ``y_val``) keeps the promise.
+# margin mixtures, on the correctly classified calibration digits, and sets
+# ``offset_`` so that at most ``fpr`` = 5% of them are flagged. A network's
+# training margins are larger than its margins on new data, so calibrated on
+# the training digits (as in the paper) it flags more than 5% of clean test
+# digits; calibrated on held-out digits (``X_val``, ``y_val``) it keeps the
+# promise. (Given an unfitted classifier, the detector holds margins out by
+# itself: out-of-fold, ``cv=5``.)
 detectors = {
-    "threshold from training data": MarginPValueDetector(
+    "calibrated on training data": MarginPValueDetector(
         FrozenEstimator(net), fpr=0.05, random_state=0
     ).fit(X_train, y_train),
-    "threshold from held-out data": MarginPValueDetector(
+    "calibrated on held-out data": MarginPValueDetector(
         FrozenEstimator(net), fpr=0.05, random_state=0
     ).fit(X_train, y_train, X_val=X_cal, y_val=y_cal),
 }
-detector = detectors["threshold from held-out data"]
+detector = detectors["calibrated on held-out data"]
 print("mixture components per class:", detector.n_components_)
 
 # %%

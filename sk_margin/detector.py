@@ -12,9 +12,11 @@ from sklearn.base import (
     _fit_context,
     clone,
 )
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.mixture import GaussianMixture
-from sklearn.utils import check_random_state
+from sklearn.model_selection import check_cv
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -172,8 +174,20 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     max_components : int, default=5
         Largest number of mixture components tried by BIC.
     fpr : float, default=0.05
-        Largest share of the correctly classified samples of the training set
-        (or of ``X_val`` when given to :meth:`fit`) flagged by :meth:`predict`.
+        Largest share of the correctly classified calibration samples (see
+        ``cv``) flagged by :meth:`predict`; on unseen clean data the share is
+        close to it because those margins are held out too.
+    cv : int, cross-validation generator or iterable, default=5
+        How the calibration margins (those the mixtures and ``offset_`` are
+        fitted on) are held out from the classifier, as in
+        :class:`~sklearn.calibration.CalibratedClassifierCV`: an int ``k``
+        for stratified ``k``-fold, each fold's margins computed by a clone of
+        the classifier fitted on the other folds (the classifier is fitted
+        ``k + 1`` times: once per fold, once on all of ``X`` for
+        ``estimator_``). Ignored when :meth:`fit` gets ``X_val`` (its
+        margins are held out already) and for a
+        :class:`~sklearn.frozen.FrozenEstimator` (a classifier fitted
+        elsewhere: the data given to :meth:`fit` are its calibration data).
     reg_covar : float, default=1e-6
         Added to each component's variance (squared log-margin units).
     random_state : int, RandomState instance or None, default=None
@@ -236,13 +250,15 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     without clean training samples (absent from ``y``, or never predicted
     correctly) uses the pooled mixture, with a ``UserWarning``.
 
-    ``fpr`` is a promise about the samples ``offset_`` is set on. Training
-    margins are optimistic (the classifier was fitted to them): on
-    ``load_digits`` an MLP with the threshold set on its training data flagged
-    11.6% of correctly classified clean test digits at ``fpr=0.05``, and 5.3%
-    with the threshold set on held-out data (``X_val, y_val``), which is the
-    way to keep the promise. Misclassified clean inputs, which the threshold
-    never sees, have small margins and are flagged more often still.
+    ``fpr`` is a promise about the samples ``offset_`` is set on, and it
+    carries over to unseen data only if their margins behave alike. Training
+    margins do not: the classifier was fitted to them, and they are larger
+    than those of unseen data (on ``load_digits`` an MLP with mixtures and
+    threshold on its training data flagged 11.6% of correctly classified
+    clean test digits at ``fpr=0.05``). Hence the calibration margins are
+    held out: out-of-fold by default (``cv``), or ``X_val``. Misclassified
+    clean inputs, which the calibration never sees, have small margins and
+    are flagged more often.
 
     References
     ----------
@@ -274,6 +290,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         "per_class": ["boolean"],
         "max_components": [Interval(Integral, 1, None, closed="left")],
         "fpr": [Interval(Real, 0, 1, closed="left")],
+        "cv": ["cv_object"],
         "reg_covar": [Interval(Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
     }
@@ -287,6 +304,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         per_class=True,
         max_components=5,
         fpr=0.05,
+        cv=5,
         reg_covar=1e-6,
         random_state=None,
     ):
@@ -296,6 +314,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         self.per_class = per_class
         self.max_components = max_components
         self.fpr = fpr
+        self.cv = cv
         self.reg_covar = reg_covar
         self.random_state = random_state
 
@@ -304,26 +323,34 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         tags.target_tags.required = True
         return tags
 
-    def _margins(self, X):
+    def _margins(self, X, estimator=None):
         """Margins and predicted class indices of the rows of ``X``."""
-        scores = as_score_columns(self.estimator_.decision_function(X))
-        n_classes = len(self.estimator_.classes_)
+        estimator = self.estimator_ if estimator is None else estimator
+        scores = as_score_columns(estimator.decision_function(X))
+        n_classes = len(estimator.classes_)
         if scores.shape[1] != n_classes:
             raise ValueError(
-                f"{type(self.estimator_).__name__}.decision_function returned "
+                f"{type(estimator).__name__}.decision_function returned "
                 f"{scores.shape[1]} columns for {n_classes} classes; expected one "
                 "per class, or a 1-D array for two classes."
             )
         gaps, pred = score_gaps(scores)
         if self.margin == "certified":
-            return certified_radii(self.estimator_, X), pred
+            return certified_radii(estimator, X), pred
         return gaps.min(axis=1), pred
 
-    def _clean_margins(self, X, y, name):
-        """Margins and predicted class indices of the correctly classified rows."""
-        margin, pred = self._margins(X)
+    def _clean_margins(self, X, y, name, estimator=None, require=True):
+        """Margins and predicted class indices of the correctly classified rows.
+
+        The class indices are into ``estimator_.classes_``, whichever
+        ``estimator`` (a fold's clone) computed the margins.
+        """
+        estimator = self.estimator_ if estimator is None else estimator
+        margin, pred = self._margins(X, estimator)
+        labels = np.asarray(estimator.classes_)[pred]
+        pred = _class_index(self.estimator_.classes_, labels, "the predictions")
         clean = pred == _class_index(self.estimator_.classes_, y, name)
-        if not clean.any():
+        if require and not clean.any():
             raise ValueError(
                 f"{type(self.estimator_).__name__} classifies none of the "
                 f"{len(y)} samples labelled by {name} correctly, so there are no "
@@ -348,6 +375,11 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     def fit(self, X, y, *, X_val=None, y_val=None):
         """Fit the classifier, the margin mixtures and the threshold.
 
+        The mixtures and ``offset_`` are fitted on calibration margins held
+        out from the classifier: those of ``X_val`` when given, else the
+        out-of-fold margins of ``X`` (see ``cv``), or, for a
+        :class:`~sklearn.frozen.FrozenEstimator`, the margins of ``X``.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -355,8 +387,9 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         y : array-like of shape (n_samples,)
             Class labels.
         X_val : array-like of shape (n_val, n_features), default=None
-            Held-out clean data: when given, ``offset_`` is set on its
-            correctly classified samples instead of the training samples.
+            Held-out clean data: when given, the mixtures and ``offset_`` are
+            fitted on its correctly classified samples, and the classifier is
+            fitted once, on ``X``.
         y_val : array-like of shape (n_val,), default=None
             Labels of ``X_val``, required with it.
 
@@ -384,7 +417,12 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         self.estimator_.fit(X, y)
         classes = self.estimator_.classes_
 
-        margin, pred = self._clean_margins(X, y, "y")
+        if X_val is not None:
+            margin, pred = self._clean_margins(X_val, y_val, "y_val")
+        elif isinstance(estimator, FrozenEstimator):
+            margin, pred = self._clean_margins(X, y, "y")
+        else:
+            margin, pred = self._out_of_fold_margins(estimator, X, y)
         positive = margin[margin > 0]
         floor = (
             _ZERO_MARGIN_FRACTION * positive.min()
@@ -418,10 +456,31 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         ]
         self.n_components_ = np.array([m.n_components for m in self.mixtures_])
         self.margin_floor_ = float(floor)
-        if X_val is not None:
-            margin, pred = self._clean_margins(X_val, y_val, "y_val")
         self.offset_ = _offset(self._pvalues(margin, pred), self.fpr)
         return self
+
+    def _out_of_fold_margins(self, estimator, X, y):
+        """Clean margins of every fold, by a clone fitted on the other folds."""
+        splitter = check_cv(self.cv, y, classifier=True)
+        if not (hasattr(X, "iloc") or isinstance(X, np.ndarray | list)):
+            X = np.asarray(X)  # other array-likes cannot be indexed by rows
+        margins, preds = [], []
+        for train, test in splitter.split(X, y):
+            fold = clone(estimator).fit(_safe_indexing(X, train), y[train])
+            margin, pred = self._clean_margins(
+                _safe_indexing(X, test), y[test], "y", estimator=fold, require=False
+            )
+            margins.append(margin)
+            preds.append(pred)
+        margin, pred = np.concatenate(margins), np.concatenate(preds)
+        if not margin.size:
+            raise ValueError(
+                f"The clones of {type(estimator).__name__} fitted on {self.cv!r} "
+                f"cross-validation folds classify none of the {len(y)} held-out "
+                "samples correctly, so there are no clean margins. Pass X_val, "
+                "or a FrozenEstimator of a classifier fitted elsewhere."
+            )
+        return margin, pred
 
     def fit_predict(self, X, y, **kwargs):
         """Fit on ``(X, y)`` and flag the training samples.

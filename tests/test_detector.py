@@ -272,12 +272,14 @@ def test_offset_flags_at_most_fpr_of_clean_training_samples(blobs):
     X, y = X[:600], y[:600]
     # All 600 are clean. fpr=0.123: an interpolated percentile (np.percentile)
     # would flag 74 > 0.123 * 600 = 73.8 of them.
+    # A FrozenEstimator's calibration data are the data given to fit.
+    frozen = FrozenEstimator(LogisticRegression().fit(X, y))
     for fpr in (0.05, 0.123):
-        det = MarginPValueDetector(fpr=fpr, random_state=0).fit(X, y)
+        det = MarginPValueDetector(frozen, fpr=fpr, random_state=0).fit(X, y)
         clean = det.estimator_.predict(X) == y
         n_flagged = np.sum(det.predict(X[clean]) == -1)
         assert fpr * clean.sum() - 1 < n_flagged <= fpr * clean.sum()
-    det = MarginPValueDetector(fpr=0.0, random_state=0).fit(X, y)
+    det = MarginPValueDetector(frozen, fpr=0.0, random_state=0).fit(X, y)
     assert np.all(det.predict(X[det.estimator_.predict(X) == y]) == 1)
 
 
@@ -289,10 +291,12 @@ def test_offset_from_validation_data(blobs):
     clean = det.estimator_.predict(X_val) == y_val
     n_flagged = np.sum(det.predict(X_val[clean]) == -1)
     assert 0.1 * clean.sum() - 1 < n_flagged <= 0.1 * clean.sum()
-    # Same classifier and mixtures as without X_val; only offset_ moves.
-    plain = clone(det).fit(X_train, y_train)
-    assert_allclose(det.score_samples(X_val), plain.score_samples(X_val))
-    assert det.offset_ != plain.offset_
+    # The classifier is fitted on X_train alone, once; the mixtures and the
+    # threshold on X_val's margins, as a frozen copy calibrated on X_val.
+    ref = MarginPValueDetector(FrozenEstimator(det.estimator_), fpr=0.1, random_state=0)
+    ref.fit(X_val, y_val)
+    assert_allclose(det.score_samples(X_train), ref.score_samples(X_train))
+    assert det.offset_ == ref.offset_
 
 
 def test_per_class_false_pools_one_mixture(blobs):
@@ -414,7 +418,8 @@ def test_zero_margins():
     # (margin 0; argmax gives class 0, so it counts as correctly classified).
     X = np.array([[-1.5], [0.5], [1.0], [1.5], [2.0], [2.5]])
     y = np.array([0, 0, 0, 1, 1, 1])
-    det = MarginPValueDetector(_CentroidScores(), random_state=0).fit(X, y)
+    frozen = FrozenEstimator(_CentroidScores().fit(X, y))
+    det = MarginPValueDetector(frozen, random_state=0).fit(X, y)
     margins = _logit_margin(det.estimator_, X)
     assert_array_equal(margins, [10.0, 2.0, 0.0, 2.0, 4.0, 6.0])
     # log 0 is clipped for the fit, at half the smallest positive margin ...
@@ -431,8 +436,9 @@ def test_all_margins_zero_stay_finite():
     # samples are predicted as class 0.
     X = np.array([[0.0], [1.0], [0.0], [1.0]])
     y = np.array([0, 0, 1, 1])
+    frozen = FrozenEstimator(_CentroidScores().fit(X, y))
     with pytest.warns(UserWarning, match=r"class\(es\) \[1\]"):
-        det = MarginPValueDetector(_CentroidScores(), random_state=0).fit(X, y)
+        det = MarginPValueDetector(frozen, random_state=0).fit(X, y)
     assert det.margin_floor_ == np.finfo(np.float64).tiny
     assert_array_equal(det.score_samples(X), 0.0)
     assert_array_equal(det.predict(X), 1)  # offset_ = 0: nothing below it
@@ -443,7 +449,8 @@ def test_constant_margins_and_single_sample_class():
     # Class 0 at 0 (4 copies), class 1 at 2 (one sample): every margin is 4.
     X = np.array([[0.0], [0.0], [0.0], [0.0], [2.0]])
     y = np.array([0, 0, 0, 0, 1])
-    det = MarginPValueDetector(_CentroidScores(), reg_covar=1e-5, random_state=0)
+    frozen = FrozenEstimator(_CentroidScores().fit(X, y))
+    det = MarginPValueDetector(frozen, reg_covar=1e-5, random_state=0)
     det.fit(X, y)
     assert_array_equal(det.n_components_, [1, 1])
     for mixture in det.mixtures_:
@@ -495,3 +502,52 @@ def test_no_clean_sample_at_all_raises(blobs):
         MarginPValueDetector(FrozenEstimator(clf)).fit(X, (y + 1) % 3)
     with pytest.raises(ValueError, match="labelled by y_val"):
         MarginPValueDetector(FrozenEstimator(clf)).fit(X, y, X_val=X, y_val=(y + 1) % 3)
+
+
+# ------------------------------------------------- held-out calibration (cv)
+class _CountingLR(LogisticRegression):
+    fits = 0
+
+    def fit(self, X, y, sample_weight=None):
+        type(self).fits += 1
+        return super().fit(X, y, sample_weight)
+
+
+def test_default_cv_fits_one_clone_per_fold_and_one_on_all_data(blobs):
+    X, _, y, _ = blobs
+    _CountingLR.fits = 0
+    det = MarginPValueDetector(_CountingLR(), cv=3, random_state=0).fit(X, y)
+    assert _CountingLR.fits == 4
+    # The final classifier is the one fitted on all of X.
+    assert_allclose(det.estimator_.coef_, LogisticRegression().fit(X, y).coef_)
+    _CountingLR.fits = 0
+    MarginPValueDetector(_CountingLR(), random_state=0).fit(X, y, X_val=X, y_val=y)
+    assert _CountingLR.fits == 1  # X_val is held out already
+
+
+def test_out_of_fold_calibration_keeps_fpr_on_unseen_digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from sk_margin import MarginKernelLogReg
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X / 16.0, y, test_size=0.4, stratify=y, random_state=0
+    )
+    clf = MarginKernelLogReg(
+        lam=1e-4, regularizer="rkhs", n_centers=300, random_state=0
+    )
+    shares = {}
+    for name, est in (
+        ("in-sample", FrozenEstimator(clone(clf).fit(X_train, y_train))),
+        ("cv", clf),
+    ):
+        det = MarginPValueDetector(est, random_state=0).fit(X_train, y_train)
+        clean = det.estimator_.predict(X_test) == y_test
+        shares[name] = np.mean(det.predict(X_test[clean]) == -1)
+    # Training margins are larger than unseen ones: calibrated on them, the
+    # detector flags more clean test digits than fpr promises (0.077);
+    # out-of-fold margins keep the promise (0.051).
+    assert shares["in-sample"] > 0.07
+    assert abs(shares["cv"] - 0.05) < 0.015
