@@ -3,6 +3,7 @@
 # multi-GB CUDA build.
 #
 #   make install      once: torch, then the package with its dev and docs extras
+#   make demo         torch and the package alone, then the ~1-minute demo
 #   make test         the fast tests (all but those marked slow), after lint
 #   make test-all     every test, after lint
 #   make ci           what CI runs (.ci/run): install, lint, every test, and
@@ -29,7 +30,13 @@ install:
 	@rm -f .installed
 	@$(MAKE) --no-print-directory .installed
 
-demo: .installed
+# The demo needs the package and its own dependencies only, not the dev tools.
+.installed-core: setup.cfg pyproject.toml
+	$(PIP) install $(TORCH_PIN)
+	$(PIP) install -e .
+	@touch $@
+
+demo: .installed-core
 	sk-margin demo
 
 test: .installed lint
@@ -63,4 +70,4 @@ bench: .installed
 	done
 
 clean:
-	rm -rf .installed docs/_build docs/auto_examples docs/generated example_output
+	rm -rf .installed .installed-core docs/_build docs/auto_examples docs/generated example_output
