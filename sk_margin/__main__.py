@@ -280,6 +280,16 @@ def build_parser():
         help="training epochs of the networks (default: %(default)s)",
     )
     demo.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help=(
+            "threads of torch and BLAS while the demo runs (default: %(default)s; "
+            "its small fits run as fast on one thread, and a busy core slows "
+            "one thread down least)"
+        ),
+    )
+    demo.add_argument(
         "--random-state",
         type=_nonnegative_int,
         default=0,
@@ -354,11 +364,15 @@ def main(argv=None):
     """Run the ``sk-margin`` command line; return the exit code."""
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        run_demo(
-            n_centers=args.n_centers,
-            max_epochs=args.max_epochs,
-            random_state=args.random_state,
-        )
+        import sk_margin.nets  # noqa: F401  (loads torch, whose threads are set too)
+        from sk_margin._threads import limit_threads
+
+        with limit_threads(args.threads):
+            run_demo(
+                n_centers=args.n_centers,
+                max_epochs=args.max_epochs,
+                random_state=args.random_state,
+            )
     elif args.command == "reproduce":
         return _reproduce(args)
     return 0

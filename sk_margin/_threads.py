@@ -12,12 +12,13 @@ restores the pools after it, so no setting changes behind the user's back.
 
 import contextlib
 import os
+import sys
 
 import numpy as np
 import scipy
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["limit_scipy_blas"]
+__all__ = ["limit_scipy_blas", "limit_threads"]
 
 
 def _package_dirs(module):
@@ -53,3 +54,26 @@ def limit_scipy_blas():
     finally:
         for lib, n in zip(scipy_only, before, strict=True):
             lib.set_num_threads(n)
+
+
+@contextlib.contextmanager
+def limit_threads(n_threads):
+    """Run a block with every thread pool at ``n_threads`` threads, then restore.
+
+    The BLAS and OpenMP pools through threadpoolctl, and torch's intra-op
+    pool when torch is loaded (this module never loads it). None leaves
+    everything as it is.
+    """
+    if n_threads is None:
+        yield
+        return
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        with ThreadpoolController().limit(limits=n_threads):
+            if torch is not None:
+                torch.set_num_threads(n_threads)
+            yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(before)

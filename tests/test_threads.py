@@ -46,3 +46,22 @@ def test_a_fit_leaves_the_thread_pools_as_it_found_them(two_threads):
     X, y = rng.random((60, 3)), rng.integers(0, 2, 60)
     MarginKernelLogReg(n_centers=20, random_state=0).fit(X, y)
     assert _pools() == before
+
+
+def test_limit_threads_sets_every_pool_and_torch_and_restores_them(two_threads):
+    import torch
+
+    from sk_margin._threads import limit_threads
+
+    original = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        before_pools = _pools()
+        with limit_threads(1):
+            assert set(_pools().values()) == {1}
+            assert torch.get_num_threads() == 1
+        assert _pools() == before_pools and torch.get_num_threads() == 2
+        with limit_threads(None):
+            assert _pools() == before_pools
+    finally:
+        torch.set_num_threads(original)
