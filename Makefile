@@ -5,7 +5,8 @@
 #   make install      once: torch, then the package with its dev and docs extras
 #   make demo         torch and the package alone, then the ~1-minute demo
 #   make test         the fast tests (all but those marked slow), after lint
-#   make test-all     every test, after lint
+#   make test-all     every test but the full soundness suite, after lint
+#   make soundness    the independent soundness suite (a few minutes)
 #   make ci           what CI runs (.ci/run): install, lint, every test, and
 #                     the docs without executing the gallery
 #   make lint / format, make docs (gallery executed) / docs-noplot, make bench
@@ -19,7 +20,7 @@ TORCH_PIN := torch==2.13.0
 PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
 SPHINX := $(PYTHON) -m sphinx -b html -W --keep-going
 
-.PHONY: install demo test test-all ci lint format docs docs-noplot bench clean
+.PHONY: install demo test test-all soundness ci lint format docs docs-noplot bench clean
 
 .installed: setup.cfg pyproject.toml
 	$(PIP) install $(TORCH_PIN)
@@ -40,10 +41,14 @@ demo: .installed-core
 	sk-margin demo
 
 test: .installed lint
-	$(PYTEST) -m "not slow"
+	$(PYTEST) -m "not slow and (not soundness or quick)"
 
 test-all: .installed lint
-	$(PYTEST)
+	$(PYTEST) -m "not soundness or quick"
+
+# The independent soundness suite: every certificate against every attack.
+soundness: .installed
+	$(PYTEST) tests/soundness -m soundness
 
 ci: install lint test-all docs-noplot
 
