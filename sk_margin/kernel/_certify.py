@@ -236,9 +236,22 @@ class _Rows:
         K = sq * -e.gamma
         np.exp(K, out=K)
         self.K = K
+        # Each computed k_r is within a relative k_rel of the exact one: an
+        # error delta in the exponent (the distance's, times gamma, and the
+        # rounding of gamma * sq) moves exp by a factor within e^{+-delta},
+        # and exp itself rounds.
+        k_rel = np.expm1(e.gamma * (err + 2.0 * _EPS * sq)) + 4.0 * _EPS
+        self.K_rel = k_rel
         s = K @ e.A.T
         self.gaps, self.c = score_gaps(s + e.b)
         rows = np.arange(n)
+        # The gaps too are computed sums: lower them by what the kernel
+        # values' errors (the same for both scores of a pair) and the
+        # rounding of each score's sum can have cost.
+        sums = K @ e.abs_A.T  # sum_r |alpha_lr| k_r, per class
+        gap_err = e.pair_sums(K * k_rel, self.c)
+        gap_err += (m + 4) * _EPS * (sums[rows, self.c][:, None] + sums)
+        self.gaps = np.where(self.gaps > 0, self.gaps - gap_err, self.gaps)
         self.own = np.zeros(self.gaps.shape, dtype=bool)
         self.own[rows, self.c] = True
         # grad f_l(x) = -2 gamma (s_l x - sum_r alpha_lr k_r c_r), as one
@@ -250,11 +263,15 @@ class _Rows:
         diff = J[rows, self.c][:, None, :] - J
         G = np.linalg.norm(diff, axis=2)
         # Rounding in those sums is at most (m + d + 8) eps times the sums of
-        # the absolute terms, for each of the two gradients of a pair.
-        spread = (K * (x_norm[:, None] + e.center_norm[None, :])) @ e.abs_A.T
+        # the absolute terms, for each of the two gradients of a pair; the
+        # kernel values' own errors add k_rel times theirs.
+        reach = x_norm[:, None] + e.center_norm[None, :]
+        spread = (K * reach) @ e.abs_A.T
+        spread_K = (K * reach * k_rel) @ e.abs_A.T
         J_norm = np.linalg.norm(J, axis=2)
-        term = 2.0 * e.gamma * spread + J_norm
-        G += (m + d + 8) * _EPS * (term[rows, self.c][:, None] + term)
+        rounding = (m + d + 8) * _EPS
+        term = rounding * (2.0 * e.gamma * spread + J_norm) + 2.0 * e.gamma * spread_K
+        G += term[rows, self.c][:, None] + term
         G[self.own] = 0.0
         self.G = G
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -355,9 +372,11 @@ class _Rows:
             pair -= (2.0 * gamma * (s[rows, c][:, None] - s))[..., None, None] * eye
             eig = np.linalg.eigvalsh(pair)[..., 0]
             u_sq = np.einsum("rmd,rmd->rm", U, U)
+            weight = 4.0 * gamma**2 * u_sq + 2.0 * gamma
+            k = self.K[sub]
             abs_terms = (
-                self.K[sub] * (4.0 * gamma**2 * u_sq + 2.0 * gamma)
-            ) @ e.abs_A.T
+                k * weight * (1.0 + self.K_rel[sub] / ((m + d + 8) * _EPS))
+            ) @ (e.abs_A.T)
             err = (m + d + 8) * _EPS * (abs_terms[rows, c][:, None] + abs_terms)
             err += 8 * d * _EPS * np.linalg.norm(pair, axis=(2, 3))
             out[start : start + step] = np.minimum(eig - err, 0.0)
