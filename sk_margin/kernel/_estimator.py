@@ -600,10 +600,11 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         Notes
         -----
         Computed in float64, in batches of rows, with a progress bar when
-        ``verbose`` is set. Rounding is accounted for: the distance
-        intervals, gradient norms, Hessian eigenvalues and RKHS norms are
-        widened by bounds of what float64 arithmetic can have lost to it,
-        and the radii shrunk by :data:`sk_margin.certify.ROUNDING_SLACK`. The user guide
+        ``verbose`` is set. Rounding is accounted for: the score gaps are
+        lowered, and the distance intervals, gradient norms, Hessian
+        eigenvalues and RKHS norms widened, by bounds of what float64
+        arithmetic (the kernel values' included) can have lost, and the radii
+        shrunk by :data:`sk_margin.certify.ROUNDING_SLACK`. The user guide
         derives Proposition 2.1 (the proposition as printed leaves out the
         pairs of centres whose coefficients differ in sign, and is then not a
         bound) and the exact maximum of a Gaussian's Hessian norm behind
