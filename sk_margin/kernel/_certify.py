@@ -278,7 +278,6 @@ class _Rows:
             # No certificate here reaches beyond the first-order margin,
             # since every local bound is at least ||grad g(x)||.
             self.first_order = np.where(self.gaps > 0, self.gaps / G, 0.0).min(axis=1)
-        self.hessian_min = None
 
     # ------------------------------------------------------------ helpers
     def _interval(self, R, idx):
@@ -314,11 +313,9 @@ class _Rows:
         return np.minimum(local, self._rkhs(self.e.rkhs_third, idx))
 
     # ----------------------------------------------------- certificates
-    def lipschitz_eval(self, R, idx, *, rkhs=True):
-        """Theorem 2.1 with the triangle bound (and the global RKHS one)."""
-        lip = self.triangle(R, idx)
-        if rkhs:
-            lip = np.minimum(lip, self._rkhs(self.e.rkhs_gradient, idx))
+    def lipschitz_eval(self, R, idx):
+        """Theorem 2.1 with the smaller of the triangle and the global RKHS bound."""
+        lip = np.minimum(self.triangle(R, idx), self._rkhs(self.e.rkhs_gradient, idx))
         with np.errstate(divide="ignore", invalid="ignore"):
             psi = self._min_over_pairs(self.gaps[idx] / lip, idx)
         return psi >= R, psi
@@ -395,11 +392,9 @@ class _Rows:
     def certify(self, method, n_steps, quadratic):
         upper = self.first_order
         if method == "local_triangle":
-
-            def triangle(R, idx):
-                return self.triangle(R, idx)
-
-            return local_lipschitz_radius(self.gaps, triangle, upper, n_steps=n_steps)
+            return local_lipschitz_radius(
+                self.gaps, self.triangle, upper, n_steps=n_steps
+            )
         if method == "local_quadratic":
             return self._local_quadratic(quadratic, n_steps)
         if method == "second_order":
@@ -409,10 +404,10 @@ class _Rows:
             )
         if method == "third_order":
             idx = np.flatnonzero(upper > 0)
-            self.hessian_min = np.zeros(self.gaps.shape)
-            self.hessian_min[idx] = self.hessian_lower_bounds(idx)
+            hessian_min = np.zeros(self.gaps.shape)
+            hessian_min[idx] = self.hessian_lower_bounds(idx)
             return search_radius(
-                lambda R, i: self.third_eval(R, i, self.hessian_min),
+                lambda R, i: self.third_eval(R, i, hessian_min),
                 upper,
                 n_steps=n_steps,
                 rtol=_SEARCH_RTOL,
@@ -442,11 +437,11 @@ class _Rows:
         idx = idx[ok & (psi > radius[idx] * (1.0 + _SEARCH_RTOL))]
         if not idx.size:
             return radius
-        self.hessian_min = np.zeros(self.gaps.shape)
-        self.hessian_min[idx] = self.hessian_lower_bounds(idx)
+        hessian_min = np.zeros(self.gaps.shape)
+        hessian_min[idx] = self.hessian_lower_bounds(idx)
 
         def evaluate(R, sub):
-            return self.third_eval(R, idx[sub], self.hessian_min)
+            return self.third_eval(R, idx[sub], hessian_min)
 
         radius = radius.copy()
         radius[idx] = search_radius(
