@@ -29,6 +29,8 @@ NET_ROWS = [
     ({"batch_size": 0}, ValueError, ["'batch_size' parameter", "[1, inf)", "-1"]),
     ({"max_reweight_rounds": -1}, ValueError, ["'max_reweight_rounds'", "[0, inf)"]),
     ({"reweight_delta": 0.5}, ValueError, ["'reweight_delta'", "(1.0, inf)"]),
+    ({"dtype": np.float16}, ValueError, ["'dtype' parameter", "np.float64"]),
+    ({"dtype": "double precision"}, ValueError, ["'dtype' parameter", "np.float32"]),
     (
         {"criterion": "lmt", "criterion__eps": -1},
         ValueError,

@@ -31,6 +31,14 @@ from sk_margin.nets.losses import build_loss
 __all__ = ["MarginNetClassifier", "softmax"]
 
 
+def _private(obj, name):
+    """``obj.name`` from the instance dict, as AttributeError if unset."""
+    try:
+        return vars(obj)[name]
+    except KeyError:
+        raise AttributeError(name) from None
+
+
 def softmax(logits):
     """Softmax over the last axis: ``predict_proba`` of a logit network.
 
@@ -100,6 +108,15 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
     random_state : int or None, default=None
         Seeds torch for the initialisation and the batch order, without
         changing the global torch random state.
+    dtype : {np.float32, np.float64}, default=np.float32
+        Precision of training and of :meth:`predict_proba`: the module, the
+        inputs and the sample weights are cast to it. float64 trains about
+        twice as slowly, and makes fitting with integer ``sample_weight``
+        equal to fitting on repeated samples up to float64 rounding (float32
+        rounding otherwise). The network is initialised in float32 either
+        way, so both start from the same weights. :meth:`predict`,
+        :meth:`decision_function` and :meth:`certify` always evaluate a
+        float64 copy.
     **kwargs
         Any other skorch parameter, including routed ones (``module__*``,
         ``criterion__*``, ``optimizer__*``, ``callbacks__*``).
@@ -109,7 +126,7 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     module_ : torch.nn.Module
-        The trained network (float32).
+        The trained network (in ``dtype``).
     criterion_ : torch.nn.Module
         The loss.
     history_ : skorch.History
@@ -150,6 +167,7 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         "max_reweight_rounds": [Interval(Integral, 0, None, closed="left")],
         "random_state": [None, Interval(Integral, 0, None, closed="left")],
     }
+    _DTYPES = {"float32": np.float32, "float64": np.float64}
 
     def __init__(
         self,
@@ -166,6 +184,7 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         reweight_delta=2.0,
         max_reweight_rounds=3,
         random_state=None,
+        dtype=np.float32,
         **kwargs,
     ):
         super().__init__(
@@ -183,6 +202,56 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         self.reweight_delta = reweight_delta
         self.max_reweight_rounds = max_reweight_rounds
         self.random_state = random_state
+        self.dtype = dtype
+
+    # ------------------------------------------------ estimator contract
+    # skorch's __init__ sets ``history_``, ``initialized_`` and
+    # ``virtual_params_``; scikit-learn's contract is that __init__ sets
+    # parameters only (a fitted-looking attribute before fit misleads
+    # ``check_is_fitted`` and ``clone``). These properties keep skorch's
+    # names working while storing the values under private names.
+    @property
+    def initialized_(self):
+        """Whether :meth:`initialize` has run (skorch's flag)."""
+        return _private(self, "_initialized")
+
+    @initialized_.setter
+    def initialized_(self, value):
+        self._initialized = value
+
+    @property
+    def history_(self):
+        """The :class:`skorch.History` of the fit (None before)."""
+        return _private(self, "_history")
+
+    @history_.setter
+    def history_(self, value):
+        self._history = value
+
+    @property
+    def virtual_params_(self):
+        """skorch's virtual parameters (the optimizer's ``lr`` and such)."""
+        return _private(self, "_virtual_params")
+
+    @virtual_params_.setter
+    def virtual_params_(self, value):
+        self._virtual_params = value
+
+    def _get_param_names(self):
+        # skorch lists every attribute not ending in "_", including its
+        # private bookkeeping (``_params_to_validate``), which clone would
+        # pass back to __init__ and check_set_params would overwrite.
+        return [name for name in super()._get_param_names() if name[0] != "_"]
+
+    def __setstate__(self, state):
+        # Pickles from before the properties hold the public names.
+        for name in ("initialized_", "history_", "virtual_params_"):
+            if name in state:
+                state["_" + name[:-1]] = state.pop(name)
+        super().__setstate__(state)
+
+    def _train_dtype(self):
+        return self._DTYPES[np.dtype(self.dtype).name]
 
     # ----------------------------------------------------------- set-up
     def initialize_criterion(self):
@@ -236,7 +305,9 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
             module, _ = default_module_for(self.input_shape_)
         if isinstance(module, type) and fitted:
             kwargs = {**self._inferred_sizes(module), **kwargs}
-        self.module_ = self.initialized_instance(module, kwargs)
+        self.module_ = self.initialized_instance(module, kwargs).to(
+            getattr(torch, np.dtype(self._train_dtype()).name)
+        )
         return self
 
     def _inferred_sizes(self, module):
@@ -264,9 +335,9 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         """
 
     # ------------------------------------------------------------ data
-    def _validate_X(self, X, reset=False, y=None, dtype=np.float32):
-        """Validated inputs: float32 for the module, float64 to certify."""
-        kwargs = {"allow_nd": True, "dtype": dtype}
+    def _validate_X(self, X, reset=False, y=None, dtype=None):
+        """Validated inputs: in ``dtype`` for the module, float64 to certify."""
+        kwargs = {"allow_nd": True, "dtype": dtype or self._train_dtype()}
         if y is None:
             X = validate_data(self, X, reset=reset, **kwargs)
         else:
@@ -369,7 +440,7 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
                 f"expected labels among {self.classes_}."
             )
         y_idx = np.searchsorted(self.classes_, y).astype(np.int64)
-        weights = _check_sample_weight(sample_weight, X, dtype=np.float32)
+        weights = _check_sample_weight(sample_weight, X, dtype=self._train_dtype())
         return X, y_idx, weights
 
     def _validate_margin_params(self):
@@ -379,6 +450,16 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
             {name: getattr(self, name) for name in self._margin_parameter_constraints},
             caller_name=type(self).__name__,
         )
+        try:
+            name = np.dtype(self.dtype).name
+        except TypeError:
+            name = None
+        if name not in self._DTYPES:
+            raise InvalidParameterError(
+                f"The 'dtype' parameter of {type(self).__name__} must be "
+                f"np.float32 or np.float64 (or their names). Got {self.dtype!r} "
+                "instead."
+            )
 
     # ---------------------------------------------------------- predict
     def _logits64(self, X):

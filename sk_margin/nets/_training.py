@@ -47,13 +47,16 @@ class MarginLossHooks:
         """Kesidis, Miller & Xiang, Section IV: multiply violated weights by delta."""
         mu = float(self.criterion_.mu)
         for round_ in range(self.max_reweight_rounds + 1):
-            violated = self._signed_margins(X, y_idx) < mu
+            # A sample of weight 0 is not in the training set: its constraint
+            # neither counts nor keeps the rounds going (weighting by an
+            # integer k is then the same as repeating a sample k times).
+            violated = (self._signed_margins(X, y_idx) < mu) & (weights > 0)
             self.history.record("reweight_round", round_)
             self.history.record("margin_violations", int(violated.sum()))
             if not violated.any() or round_ == self.max_reweight_rounds:
                 break
             weights = np.where(violated, weights * self.reweight_delta, weights)
-            weights = weights.astype(np.float32)
+            weights = weights.astype(X.dtype)
             data = {"X": X, "sample_weight": weights}
             super().partial_fit(data, y_idx, **fit_params)
         return weights

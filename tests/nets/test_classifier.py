@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import minimize
 from sklearn.base import clone
 from sklearn.datasets import make_blobs
@@ -337,6 +337,77 @@ def test_reweighting_is_off_for_losses_without_mu(digits):
     net = MarginNetClassifier(max_epochs=1, random_state=0).fit(X[:100], y[:100])
     assert not any("reweight_round" in h for h in net.history)
     assert np.all(net.sample_weight_ == 1)
+
+
+def test_reweighting_multiplies_the_users_weights(digits):
+    X, _, y, _ = digits
+    user = np.where(np.arange(200) % 2, 2.0, 0.5)
+    net = MarginNetClassifier(
+        criterion="margin_hinge",
+        criterion__mu=5.0,
+        max_epochs=2,
+        reweight_delta=3.0,
+        max_reweight_rounds=2,
+        random_state=0,
+    ).fit(X[:200], y[:200], sample_weight=user)
+    ratio = net.sample_weight_ / user
+    assert set(np.unique(np.round(ratio, 6))) <= {1.0, 3.0, 9.0}
+    assert np.any(ratio > 1)
+
+
+# ------------------------------------------------------------ sample weights
+def _weighted_and_repeated(**params):
+    """Nets fitted with integer weights (some 0) and on repeated samples."""
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(15, 30), rng.randint(0, 3, 15)
+    weights = rng.randint(0, 4, 15)
+    weights[:3] = [0, 2, 3]
+    order = rng.permutation(15)
+    params = {"max_epochs": 5, "lr": 1e-2, "random_state": 0, **params}
+    repeated = MarginNetClassifier(**params).fit(
+        X.repeat(weights, axis=0), y.repeat(weights)
+    )
+    weighted = MarginNetClassifier(**params).fit(
+        X[order], y[order], sample_weight=weights[order]
+    )
+    return X, weighted, repeated
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_integer_weights_equal_repeated_samples_in_float64(name):
+    # One batch, float64 training: weighting by k and repeating k times give
+    # the same loss up to summation order, so the same network. The Kesidis
+    # losses also re-weight (a sample of weight 0 must not keep rounds going).
+    params = {"criterion": name, "dtype": np.float64}
+    if name in ("margin_hinge", "margin_softmax", "margin_ratio", "normalized_margin"):
+        params["criterion__mu"] = 3.0
+    X, weighted, repeated = _weighted_and_repeated(**params)
+    assert weighted.module_[1].weight.dtype == torch.float64
+    assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), rtol=1e-9)
+    assert_allclose(weighted.certify(X), repeated.certify(X), rtol=1e-9, atol=1e-12)
+    rounds = [h for h in repeated.history if "reweight_round" in h]
+    assert len(rounds) == len([h for h in weighted.history if "reweight_round" in h])
+
+
+def test_integer_weights_equal_repeated_samples_up_to_float32_rounding():
+    X, weighted, repeated = _weighted_and_repeated()
+    assert weighted.module_[1].weight.dtype == torch.float32
+    assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), atol=1e-5)
+    assert_array_equal(weighted.predict(X), repeated.predict(X))
+
+
+def test_float64_training_starts_from_the_float32_initialisation(digits):
+    X, _, y, _ = digits
+    nets = [
+        MarginNetClassifier(max_epochs=1, lr=1e-9, random_state=0, dtype=dtype)
+        for dtype in (np.float32, "float64")
+    ]
+    for net in nets:
+        net.fit(X[:50], y[:50])
+    w32, w64 = (net.module_[1].weight.detach() for net in nets)
+    assert w64.dtype == torch.float64
+    assert_allclose(w64.numpy(), w32.double().numpy(), atol=1e-6)
+    assert nets[1].predict_proba(X[:5]).dtype == np.float64
 
 
 # ---------------------------------------------------------------- bad input
