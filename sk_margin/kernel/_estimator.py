@@ -14,7 +14,11 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from sk_margin._threads import limit_scipy_blas
 from sk_margin.certify import BISECTION_STEPS
@@ -55,6 +59,39 @@ def _kernel_blocks(X, centers, gamma):
     for rows in gen_batches(n, max(1, _FIT_BLOCK_ENTRIES // max(m, 1))):
         K[rows] = rbf_kernel(X[rows], centers, gamma=gamma)
     return K
+
+
+def _weighted_knn_distance(X, n_neighbors, weights, rng):
+    """The ``"knn"`` rule's mean distance, counting each point ``w`` times.
+
+    For integer weights this is the unweighted rule on the data with every
+    row repeated ``w`` times: a query's ``k``-th neighbour is the first whose
+    cumulative weight (its own copies included, at distance 0) exceeds
+    ``k = min(n_neighbors, sum w - 1)``, and queries are averaged with their
+    weights. Beyond ``_KNN_MAX_QUERIES`` rows the queries are a uniform
+    subsample, so the equality is then only in expectation.
+    """
+    n = X.shape[0]
+    k = min(n_neighbors, max(int(np.ceil(weights.sum())) - 1, 0))
+    queries = np.arange(n)
+    if n > _KNN_MAX_QUERIES:
+        queries = np.sort(rng.choice(n, _KNN_MAX_QUERIES, replace=False))
+    tree = NearestNeighbors().fit(X)
+    n_nb = min(n, k + 1)
+    while True:
+        dist, idx = tree.kneighbors(X[queries], n_neighbors=n_nb)
+        cum = np.cumsum(weights[idx], axis=1)
+        reached = cum[:, -1] > k
+        if reached.all() or n_nb == n:
+            break
+        n_nb = min(n, 2 * n_nb)
+    pos = np.minimum((cum <= k).sum(axis=1), n_nb - 1)
+    kth = dist[np.arange(len(queries)), pos]
+    rho = np.average(kth, weights=weights[queries])
+    if not rho > 0:  # (near-)duplicate points only: fall back to any spread
+        spread = dist[dist > 0]
+        rho = spread.mean() if spread.size else 1.0
+    return rho
 
 
 def _transform_in_place(K, W, dtype=np.float64):
@@ -104,10 +141,10 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
     n_neighbors : int, default=40
         Neighbour rank used by ``gamma="knn"`` (capped at ``n_samples - 1``).
     n_centers : int or None, default=None
-        None: every training point is a kernel centre (as in the paper).
-        An int: that many centres drawn at random from the training set (all
-        of them when ``n_centers >= n_samples``), so the cost grows as
-        ``n * n_centers`` instead of ``n^2``.
+        None: every distinct training point is a kernel centre (as in the
+        paper). An int: that many centres drawn at random from the training
+        set (all of them when ``n_centers >= n_samples``), so the cost grows
+        as ``n * n_centers`` instead of ``n^2``.
     max_iter : int, default=1000
         Maximum number of L-BFGS iterations.
     tol : float, default=1e-4
@@ -157,6 +194,17 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
     ``n x m`` matrix products run on float32 features (everything else,
     the coefficients and every certificate are float64), which makes fits
     about 1.5x faster at the same accuracy.
+
+    Sample weights: with ``n_centers=None`` (or at least the number of
+    samples), integer weights give the model fitted on the repeated samples,
+    to the optimiser's tolerance. With fewer centres they are drawn
+    uniformly from the samples of positive weight, whereas repetition makes
+    a heavily weighted sample more likely to be drawn; and beyond 1,000
+    samples the ``"knn"`` rule averages over a random subsample. There the
+    two fits differ as two random draws do. Scaling all weights by a
+    constant changes nothing with a float ``gamma``; with ``"knn"`` it
+    changes ``gamma_`` as repeating every sample would (neighbours are
+    counted with their weights).
 
     Memory: besides ``X``, fit holds one ``n x m`` float64 array (the
     kernel matrix, over which the features are written) and a few
@@ -221,10 +269,15 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
-    def _resolve_gamma(self, X, rng):
+    def _resolve_gamma(self, X, rng, sample_weight=None):
         if not isinstance(self.gamma, str):
             return float(self.gamma)
         n = X.shape[0]
+        if sample_weight is not None:
+            return (
+                self.gamma_scale
+                / _weighted_knn_distance(X, self.n_neighbors, sample_weight, rng) ** 2
+            )
         k = min(self.n_neighbors, n - 1)
         queries = X
         if n > _KNN_MAX_QUERIES:
@@ -236,7 +289,7 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
             rho = spread.mean() if spread.size else 1.0
         return self.gamma_scale / rho**2
 
-    def _basis(self, X, centers, K_xc, K_cc, gamma, n_classes):
+    def _basis(self, X, centers, K_xc, K_cc, gamma, n_classes, sample_weight=None):
         """Optimisation basis ``alpha = T g``, features and diagonal penalty.
 
         First whiten (``W^T K_cc W = I``), where the RKHS norm is the
@@ -264,14 +317,15 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
             Whether the penalty acts on class-centred coefficients.
         """
         W = whitening(K_cc)
-        n = X.shape[0]
+        # The training set's size: the total weight when weighted.
+        n = X.shape[0] if sample_weight is None else sample_weight.sum()
         center = self.regularizer == "cross_lipschitz"
         if self.regularizer == "none" or self.lam == 0:
             p = np.zeros(W.shape[1])
         elif self.regularizer == "rkhs":
             p = np.full(W.shape[1], float(self.lam))
         else:
-            Q = cross_lipschitz_gram(X, centers, K_xc, gamma)
+            Q = cross_lipschitz_gram(X, centers, K_xc, gamma, sample_weight)
             P = W.T @ Q @ W
             del Q
             # 2 lam / (n K) times the symmetric part of P:
@@ -280,7 +334,10 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
             W = W @ V
         dtype = _FEATURE_DTYPE if self.tol >= _FLOAT32_MIN_TOL else np.float64
         Phi = _transform_in_place(K_xc, W, dtype=dtype)
-        sq = np.einsum("nk,nk->k", Phi, Phi, dtype=np.float64)
+        if sample_weight is None:
+            sq = np.einsum("nk,nk->k", Phi, Phi, dtype=np.float64)
+        else:
+            sq = np.einsum("n,nk,nk->k", sample_weight, Phi, Phi, dtype=np.float64)
         curvature = sq / (n * n_classes) + 2.0 * p
         scale = 1.0 / np.sqrt(np.maximum(curvature, curvature.max() * 1e-12))
         penalty = p * scale**2 if np.any(p > 0) else None
@@ -288,7 +345,7 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         return Phi, W * scale, penalty, center
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model by L-BFGS on the regularised cross-entropy.
 
         Parameters
@@ -297,6 +354,14 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
             Training data; converted to float64.
         y : array-like of shape (n_samples,)
             Class labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights ``w_i``: the cross-entropy is averaged with
+            them (``sum_i w_i l_i / sum_i w_i``), the Cross-Lipschitz term of
+            eq. 6 too (``1 / n`` becomes ``w_i / sum_i w_i``), and the
+            ``"knn"`` rule counts each point ``w_i`` times. A sample of weight
+            0 is left out altogether (neither a centre nor a class), so
+            integer weights give the model fitted on the data with every
+            sample repeated ``w_i`` times (see Notes for ``n_centers``).
 
         Returns
         -------
@@ -305,6 +370,13 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+            keep = sample_weight > 0  # not all 0: _check_sample_weight refuses it
+            if not keep.all():
+                X, y, sample_weight = X[keep], y[keep], sample_weight[keep]
         classes, y_idx = np.unique(y, return_inverse=True)
         if classes.size < 2:
             raise ValueError(
@@ -313,17 +385,22 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
             )
         rng = check_random_state(self.random_state)
         n = X.shape[0]
-        gamma = self._resolve_gamma(X, rng)
+        gamma = self._resolve_gamma(X, rng, sample_weight)
 
         if self.n_centers is None or self.n_centers >= n:
-            center_idx = np.arange(n)
+            # Every distinct training point, in order of first appearance: a
+            # repeated point adds no function to the span of the centres.
+            _, first = np.unique(X, axis=0, return_index=True)
+            center_idx = np.sort(first) if first.size < n else np.arange(n)
         else:
             center_idx = np.sort(rng.choice(n, self.n_centers, replace=False))
         centers = X[center_idx]
         K_xc = _kernel_blocks(X, centers, gamma)
         K_cc = K_xc[center_idx]
         n_classes = classes.size
-        Phi, T, penalty, center = self._basis(X, centers, K_xc, K_cc, gamma, n_classes)
+        Phi, T, penalty, center = self._basis(
+            X, centers, K_xc, K_cc, gamma, n_classes, sample_weight
+        )
 
         callback = None
         if self.verbose:
@@ -344,7 +421,7 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
             result = minimize(
                 logreg_objective,
                 theta0,
-                args=(Phi, y_idx, n_classes, penalty, center),
+                args=(Phi, y_idx, n_classes, penalty, center, sample_weight),
                 method="L-BFGS-B",
                 jac=True,
                 callback=callback,

@@ -76,15 +76,16 @@ def gaussian_expansion_jacobian(X, centers, dual_coef, gamma):
     return -2.0 * gamma * J
 
 
-def cross_lipschitz_gram(X, centers, K_xc, gamma):
+def cross_lipschitz_gram(X, centers, K_xc, gamma, sample_weight=None):
     """Gram matrix of kernel input gradients summed over the training points.
 
-    ``Q[r, s] = sum_i <grad_y k(c_r, x_i), grad_y k(c_s, x_i)>
-    = 4 gamma^2 sum_i k_ir k_is <x_i - c_r, x_i - c_s>``, so that for a kernel
-    expansion with coefficients ``alpha_l`` one has
-    ``sum_i ||grad f_l(x_i)||^2 = alpha_l^T Q alpha_l`` (Hein & Andriushchenko
-    2017, eq. 3 and Section 3.1). With ``<x_i - c_r, x_i - c_s> = |x_i|^2 -
-    <x_i, c_r> - <x_i, c_s> + <c_r, c_s>`` it is three matrix products per
+    ``Q[r, s] = sum_i w_i <grad_y k(c_r, x_i), grad_y k(c_s, x_i)>
+    = 4 gamma^2 sum_i w_i k_ir k_is <x_i - c_r, x_i - c_s>`` (``w_i = 1``
+    unless weighted), so that for a kernel expansion with coefficients
+    ``alpha_l`` one has ``sum_i w_i ||grad f_l(x_i)||^2 = alpha_l^T Q alpha_l``
+    (Hein & Andriushchenko 2017, eq. 3 and Section 3.1). With
+    ``<x_i - c_r, x_i - c_s> = |x_i|^2 - <x_i, c_r> - <x_i, c_s> + <c_r, c_s>``
+    it is three matrix products per
     block of rows, accumulated over blocks: memory beyond the inputs is one
     block of ``n_centers`` columns and a few ``n_centers x n_centers``
     arrays, never an ``n x m x d``, ``n x n`` or second ``n x m`` array.
@@ -99,6 +100,8 @@ def cross_lipschitz_gram(X, centers, K_xc, gamma):
         ``k(x_i, c_r)``.
     gamma : float
         Kernel width.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Weights ``w_i`` of the training points; None for 1.
 
     Returns
     -------
@@ -107,14 +110,20 @@ def cross_lipschitz_gram(X, centers, K_xc, gamma):
     """
     n, m = K_xc.shape
     cross = np.zeros((m, m))
+    kk = K_xc.T @ K_xc if sample_weight is None else np.zeros((m, m))
     for rows in gen_batches(n, max(1, _GRAM_BLOCK_ENTRIES // max(m, 1))):
         K = K_xc[rows]
         Xb = X[rows]
         half_sq = 0.5 * np.einsum("nd,nd->n", Xb, Xb)
         Mx = K * (half_sq[:, None] - Xb @ centers.T)
-        cross += Mx.T @ K
+        if sample_weight is None:
+            cross += Mx.T @ K
+        else:
+            Kw = K * sample_weight[rows, None]
+            cross += Mx.T @ Kw
+            kk += K.T @ Kw
     Q = cross + cross.T
-    Q += (K_xc.T @ K_xc) * (centers @ centers.T)
+    Q += kk * (centers @ centers.T)
     Q *= 4.0 * gamma**2
     return 0.5 * (Q + Q.T)
 

@@ -22,7 +22,9 @@ def whitening(K_cc):
     return U[:, keep] / np.sqrt(s[keep])
 
 
-def logreg_objective(theta, Phi, y, n_classes, penalty=None, center=False):
+def logreg_objective(
+    theta, Phi, y, n_classes, penalty=None, center=False, sample_weight=None
+):
     """Mean cross-entropy plus a diagonal quadratic penalty, and its gradient.
 
     The scores are ``F = Phi G^T + b`` with ``theta = [G.ravel(), b]``; the
@@ -46,6 +48,9 @@ def logreg_objective(theta, Phi, y, n_classes, penalty=None, center=False):
     center : bool, default=False
         Penalise the class-centred coefficients (Cross-Lipschitz: adding the
         same function to every output changes nothing, eq. 6 and 7).
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Weights ``w_i``: the mean becomes ``sum_i w_i l_i / sum_i w_i``,
+        which for integer weights is the mean over repeated samples.
 
     Returns
     -------
@@ -65,10 +70,15 @@ def logreg_objective(theta, Phi, y, n_classes, penalty=None, center=False):
     total = R.sum(axis=1)
     lse = top[:, 0] + np.log(total)
     rows = np.arange(n)
-    value = np.mean(lse - F[rows, y])
     R /= total[:, None]
     R[rows, y] -= 1.0
-    R /= n
+    if sample_weight is None:
+        value = np.mean(lse - F[rows, y])
+        R /= n
+    else:
+        w = sample_weight / sample_weight.sum()
+        value = w @ (lse - F[rows, y])
+        R *= w[:, None]
     grad_G = (R.T.astype(Phi.dtype, copy=False) @ Phi).astype(np.float64, copy=False)
     if penalty is not None:
         Gc = G - G.mean(axis=0) if center else G

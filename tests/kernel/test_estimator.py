@@ -544,3 +544,129 @@ def test_features_are_float32_unless_tol_needs_float64(
     clf = MarginKernelLogReg(n_centers=40, tol=tol, random_state=0).fit(X, y)
     assert seen == [dtype]
     assert clf.dual_coef_.dtype == np.float64  # the model is float64 either way
+
+
+# ------------------------------------------------------------ sample weights
+def test_weighted_objective_is_the_mean_over_repeated_samples():
+    rng = np.random.default_rng(1)
+    Phi, y = rng.random((12, 5)), rng.integers(0, 3, 12)
+    w = rng.integers(1, 4, 12)
+    theta, penalty = rng.normal(size=3 * 6), rng.random(5)
+    weighted = logreg_objective(theta, Phi, y, 3, penalty, True, w.astype(float))
+    repeated = logreg_objective(
+        theta, Phi.repeat(w, axis=0), y.repeat(w), 3, penalty, True
+    )
+    assert_allclose(weighted[0], repeated[0], rtol=1e-12)
+    assert_allclose(weighted[1], repeated[1], rtol=1e-10, atol=1e-14)
+
+
+def test_weighted_objective_gradient_passes_check_grad():
+    rng = np.random.default_rng(2)
+    Phi, y, w = rng.random((30, 6)), rng.integers(0, 3, 30), rng.random(30)
+    theta, penalty = rng.normal(size=3 * 7), rng.random(6)
+
+    def f(t):
+        return logreg_objective(t, Phi, y, 3, penalty, True, w)[0]
+
+    def g(t):
+        return logreg_objective(t, Phi, y, 3, penalty, True, w)[1]
+
+    assert check_grad(f, g, theta) < 1e-6 * max(1.0, np.linalg.norm(g(theta)))
+
+
+def test_weighted_cross_lipschitz_gram_is_the_gram_of_repeated_rows():
+    rng = np.random.default_rng(3)
+    X, C = rng.random((9, 4)), rng.random((5, 4))
+    w = rng.integers(1, 4, 9)
+    Xr = X.repeat(w, axis=0)
+    weighted = cross_lipschitz_gram(X, C, rbf_kernel(X, C, gamma=0.7), 0.7, w * 1.0)
+    repeated = cross_lipschitz_gram(Xr, C, rbf_kernel(Xr, C, gamma=0.7), 0.7)
+    assert_allclose(weighted, repeated, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"regularizer": "cross_lipschitz"},
+        {"regularizer": "rkhs", "lam": 1e-3},
+        {"regularizer": "cross_lipschitz", "gamma": 0.05, "n_neighbors": 3},
+    ],
+    ids=["cl-knn", "rkhs-knn", "cl-fixed-gamma"],
+)
+def test_integer_weights_equal_repeated_samples(params, small_digits):
+    # Weight 0 removes a sample (a whole class here), weight k repeats it k
+    # times: the same gamma, centres (as a set) and model, hence predictions
+    # and certified radii. tol=1e-8: float64 products, a converged optimum.
+    X, X_test, y, _ = small_digits
+    X, y = X[:80], y[:80]
+    w = np.random.default_rng(0).integers(0, 4, 80)
+    w[y == 9] = 0
+    params = {"n_neighbors": 7, "tol": 1e-8, "random_state": 0, **params}
+    repeated = MarginKernelLogReg(**params).fit(X.repeat(w, axis=0), y.repeat(w))
+    order = np.random.default_rng(1).permutation(80)
+    weighted = MarginKernelLogReg(**params).fit(
+        X[order], y[order], sample_weight=w[order]
+    )
+    assert 9 not in weighted.classes_
+    assert_array_equal(weighted.classes_, repeated.classes_)
+    assert_allclose(weighted.gamma_, repeated.gamma_, rtol=1e-12)
+    assert len(weighted.centers_) == len(repeated.centers_) == np.count_nonzero(w)
+    assert_allclose(
+        weighted.predict_proba(X_test), repeated.predict_proba(X_test), atol=1e-5
+    )
+    assert_allclose(
+        weighted.certify(X_test), repeated.certify(X_test), rtol=1e-4, atol=1e-6
+    )
+
+
+def test_weights_shift_the_decision_towards_the_heavy_class(small_digits):
+    X, X_test, y, _ = small_digits
+    X, y = X[:120], y[:120]
+    params = {
+        "n_centers": 60,
+        "lam": 0.1,
+        "gamma": 0.02,
+        "tol": 1e-8,
+        "random_state": 0,
+    }
+    plain = MarginKernelLogReg(**params).fit(X, y)
+    heavy = np.where(y == 3, 20.0, 1.0)
+    weighted = MarginKernelLogReg(**params).fit(X, y, sample_weight=heavy)
+    col = list(plain.classes_).index(3)
+    p_plain = plain.predict_proba(X_test)[:, col]
+    p_weighted = weighted.predict_proba(X_test)[:, col]
+    assert np.all(p_weighted >= p_plain - 1e-12) and np.mean(p_weighted > p_plain) > 0.9
+    # With a fixed gamma only relative weights matter.
+    uniform = MarginKernelLogReg(**params).fit(X, y, sample_weight=np.full(120, 2.5))
+    assert_allclose(
+        uniform.predict_proba(X_test), plain.predict_proba(X_test), atol=1e-6
+    )
+    # With gamma="knn", scaling the weights by 2 is repeating every sample.
+    knn = {**params, "gamma": "knn", "n_neighbors": 9}
+    doubled = MarginKernelLogReg(**knn).fit(X, y, sample_weight=np.full(120, 2.0))
+    twice = MarginKernelLogReg(**knn).fit(np.vstack([X, X]), np.concatenate([y, y]))
+    assert_allclose(doubled.gamma_, twice.gamma_, rtol=1e-12)
+
+
+def test_duplicate_training_points_are_one_centre(small_digits):
+    X, _, y, _ = small_digits
+    Xd, yd = np.vstack([X[:30], X[:10]]), np.concatenate([y[:30], y[:10]])
+    clf = MarginKernelLogReg(n_centers=None, random_state=0).fit(Xd, yd)
+    assert_allclose(clf.centers_, X[:30])
+
+
+@pytest.mark.parametrize(
+    "sample_weight, match",
+    [
+        (-np.ones(40), "Negative values in data passed to `sample_weight`"),
+        (np.zeros(40), "Sample weights must contain at least one non-zero"),
+        (np.ones(39), r"sample_weight.shape == \(39,\), expected \(40,\)"),
+    ],
+    ids=["negative", "all-zero", "wrong-length"],
+)
+def test_bad_sample_weight_is_refused(sample_weight, match, small_digits):
+    X, _, y, _ = small_digits
+    with pytest.raises(ValueError, match=match):
+        MarginKernelLogReg(n_centers=10).fit(
+            X[:40], y[:40], sample_weight=sample_weight
+        )
