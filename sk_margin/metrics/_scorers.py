@@ -2,10 +2,15 @@
 
 Each ``make_*`` function returns a picklable ``scorer(estimator, X, y,
 sample_weight=None)`` for ``GridSearchCV(scoring=...)``; greater is better.
+With metadata routing enabled, ``scorer.set_score_request(sample_weight=True)``
+asks a search to pass it the weights, as scikit-learn's scorers do.
 """
 
 import difflib
 from numbers import Integral
+
+from sklearn import get_config
+from sklearn.utils.metadata_routing import MetadataRequest
 
 from sk_margin._validation import check_nonnegative
 from sk_margin.metrics._certified import (
@@ -80,6 +85,42 @@ class _RobustnessScorer:
         # scikit-learn's (private) protocol: without metadata routing, a search
         # passes sample_weight to the scorers for which this returns True.
         return True
+
+    def set_score_request(self, *, sample_weight=None):
+        """Request ``sample_weight`` from a search (metadata routing).
+
+        Parameters
+        ----------
+        sample_weight : bool, str or None, default=None
+            True: pass the weights; False: do not; None: raise if they are
+            passed (scikit-learn's default); a str: the name they come under.
+
+        Returns
+        -------
+        self : scorer
+            The scorer.
+        """
+        if not get_config()["enable_metadata_routing"]:
+            raise RuntimeError(
+                "set_score_request is only available when metadata routing is "
+                "enabled: sklearn.set_config(enable_metadata_routing=True)."
+            )
+        self._request = sample_weight
+        return self
+
+    def get_metadata_routing(self):
+        """The scorer's metadata request: ``sample_weight`` for ``score``.
+
+        Returns
+        -------
+        request : sklearn.utils.metadata_routing.MetadataRequest
+            Unset (None) unless :meth:`set_score_request` set it.
+        """
+        request = MetadataRequest(owner=repr(self))
+        request.score.add_request(
+            param="sample_weight", alias=getattr(self, "_request", None)
+        )
+        return request
 
 
 def make_certified_accuracy_scorer(eps, **certify_params):
