@@ -157,7 +157,8 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         of shape (n_samples, n_classes), or (n_samples,) for two classes with
         positive values meaning ``classes_[1]``. :meth:`fit` fits a clone; to
         use a fitted classifier as is, wrap it in
-        :class:`sklearn.frozen.FrozenEstimator` (see Examples). None:
+        :class:`sklearn.frozen.FrozenEstimator` (see Examples), which also
+        allows calibrating on unlabelled data, ``fit(X)``. None:
         ``LogisticRegression()``, fast and deterministic, with logits as
         scores but no ``certify``: for ``margin="certified"`` pass e.g.
         :class:`~sk_margin.MarginKernelLogReg`.
@@ -320,7 +321,8 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
+        # A classifier fitted elsewhere calibrates on unlabelled data too.
+        tags.target_tags.required = not isinstance(self.estimator, FrozenEstimator)
         return tags
 
     def _margins(self, X, estimator=None):
@@ -372,7 +374,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         return pvalues
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, *, X_val=None, y_val=None):
+    def fit(self, X, y=None, *, X_val=None, y_val=None):
         """Fit the classifier, the margin mixtures and the threshold.
 
         The mixtures and ``offset_`` are fitted on calibration margins held
@@ -384,8 +386,14 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
             Training data, numeric and finite; the classifier gets it as given.
-        y : array-like of shape (n_samples,)
-            Class labels.
+        y : array-like of shape (n_samples,), default=None
+            Class labels. None only for a
+            :class:`~sklearn.frozen.FrozenEstimator` (a classifier fitted
+            elsewhere, not refitted): ``X`` is then unlabelled calibration
+            data, and every sample's margin counts, under the mixture of its
+            predicted class. Misclassified samples are among them, with
+            their small margins, so this tends to flag fewer samples than
+            calibrating on labelled data.
         X_val : array-like of shape (n_val, n_features), default=None
             Held-out clean data: when given, the mixtures and ``offset_`` are
             fitted on its correctly classified samples, and the classifier is
@@ -398,8 +406,20 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         self : MarginPValueDetector
             The fitted detector.
         """
-        _, y = validate_data(self, X, y)
-        check_classification_targets(y)
+        frozen = isinstance(self.estimator, FrozenEstimator)
+        if y is None:
+            if not frozen:
+                raise ValueError(
+                    f"{type(self).__name__} requires y to be passed, but the "
+                    "target y is None: the labels are needed to fit its "
+                    f"classifier ({type(self.estimator).__name__}). To calibrate "
+                    "a classifier fitted elsewhere on unlabelled X, wrap it in "
+                    "sklearn.frozen.FrozenEstimator and call fit(X)."
+                )
+            validate_data(self, X)
+        else:
+            _, y = validate_data(self, X, y)
+            check_classification_targets(y)
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together, or neither.")
         if X_val is not None:
@@ -419,7 +439,9 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
 
         if X_val is not None:
             margin, pred = self._clean_margins(X_val, y_val, "y_val")
-        elif isinstance(estimator, FrozenEstimator):
+        elif y is None:
+            margin, pred = self._margins(X)
+        elif frozen:
             margin, pred = self._clean_margins(X, y, "y")
         else:
             margin, pred = self._out_of_fold_margins(estimator, X, y)
@@ -441,10 +463,15 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         if not (self.per_class and counts.all()):
             pooled = fit_mixture_bic(log_margin, **params)
         if self.per_class and not counts.all():
+            what = (
+                "is predicted as such"
+                if y is None and X_val is None
+                else "is classified correctly (or the class is absent from y)"
+            )
             warnings.warn(
-                f"No training sample of class(es) {classes[counts == 0].tolist()} "
-                "is classified correctly (or the class is absent from y); their "
-                "p-values use the mixture of the clean samples of all classes.",
+                f"No calibration sample of class(es) "
+                f"{classes[counts == 0].tolist()} {what}; their p-values use the "
+                "mixture of the calibration samples of all classes.",
                 UserWarning,
                 stacklevel=3,  # the caller of fit, past the validation wrapper
             )
@@ -482,15 +509,17 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
             )
         return margin, pred
 
-    def fit_predict(self, X, y, **kwargs):
+    def fit_predict(self, X, y=None, **kwargs):
         """Fit on ``(X, y)`` and flag the training samples.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Training data, numeric and finite.
-        y : array-like of shape (n_samples,)
-            Class labels (``OutlierMixin.fit_predict`` would drop them).
+        y : array-like of shape (n_samples,), default=None
+            Class labels (``OutlierMixin.fit_predict`` would drop them); None
+            only for a :class:`~sklearn.frozen.FrozenEstimator` (see
+            :meth:`fit`).
         **kwargs : dict
             Keyword arguments of :meth:`fit` (``X_val``, ``y_val``).
 

@@ -24,14 +24,41 @@ from sk_margin import MarginKernelLogReg, box_constrained_attack
 from sk_margin.detector import MarginPValueDetector, fit_mixture_bic, mixture_pvalue
 from sk_margin.metrics import certified_radii
 
-# Both checks fit with ``fit(X)``; the detector needs the labels to know which
-# training samples are classified correctly (tag target_tags.required=True).
-# test_outlier_api_with_labels runs their assertions with labels.
+
+class _AnyWidthScores(ClassifierMixin, BaseEstimator):
+    """A fitted classifier of inputs of any width: ``cos(2 pi (7 sum_j x_j - k) / K)``.
+
+    The predicted class goes round the ``K`` classes as the sum of the
+    features grows, so random labels are right about one time in ``K``.
+    Frozen, it lets scikit-learn's checks fit the detector, with or without
+    labels, on data of every shape they try.
+    """
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def decision_function(self, X):
+        t = 7.0 * np.asarray(X, dtype=np.float64).sum(axis=1)
+        k = len(self.classes_)
+        return np.cos(2 * np.pi * (t[:, None] - np.arange(k)) / k)
+
+
+# With a classifier to fit, the detector needs labels (tag
+# target_tags.required=True); these two checks call fit(X) regardless.
+# The frozen instance runs them, and test_outlier_api_with_labels runs
+# their assertions with labels.
 NEEDS_Y = "fits an outlier detector without y; this one needs labels (fit(X, y))."
 EXPECTED_FAILED_CHECKS = {
     "check_outliers_fit_predict": NEEDS_Y,
     "check_outliers_train": NEEDS_Y,
 }
+
+
+def _expected_failed(estimator):
+    if isinstance(estimator.estimator, FrozenEstimator):
+        return {}
+    return EXPECTED_FAILED_CHECKS
 
 
 @parametrize_with_checks(
@@ -44,8 +71,11 @@ EXPECTED_FAILED_CHECKS = {
             per_class=False,
             random_state=0,
         ),
+        MarginPValueDetector(
+            FrozenEstimator(_AnyWidthScores().fit(None, np.arange(5))), random_state=0
+        ),
     ],
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+    expected_failed_checks=_expected_failed,
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
@@ -551,3 +581,48 @@ def test_out_of_fold_calibration_keeps_fpr_on_unseen_digits():
     # out-of-fold margins keep the promise (0.051).
     assert shares["in-sample"] > 0.07
     assert abs(shares["cv"] - 0.05) < 0.015
+
+
+# ------------------------------------------------------- unlabelled (prefit)
+def test_frozen_classifier_calibrates_on_unlabelled_data(blobs):
+    X_train, X_test, y_train, y_test = blobs
+    clf = LogisticRegression().fit(X_train[:500], y_train[:500])
+    X_cal, y_cal = X_train[500:], y_train[500:]
+    assert clf.score(X_cal, y_cal) == 1.0  # every calibration sample is clean
+    unlabelled = MarginPValueDetector(FrozenEstimator(clf), random_state=0).fit(X_cal)
+    labelled = MarginPValueDetector(FrozenEstimator(clf), random_state=0)
+    labelled.fit(X_cal, y_cal)
+    # All samples correct: labels select nothing, the two fits are the same.
+    assert unlabelled.offset_ == labelled.offset_
+    assert_array_equal(unlabelled.score_samples(X_test), labelled.score_samples(X_test))
+    assert_array_equal(unlabelled.fit_predict(X_cal), unlabelled.predict(X_cal))
+    assert not unlabelled.__sklearn_tags__().target_tags.required
+    assert MarginPValueDetector().__sklearn_tags__().target_tags.required
+
+
+def test_unlabelled_calibration_counts_every_sample_under_its_prediction():
+    # Overlapping blobs: many samples are misclassified. Without labels they
+    # are calibration samples of the class they are predicted as.
+    X, y = make_blobs(n_samples=1200, centers=2, cluster_std=4.0, random_state=1)
+    clf = LogisticRegression().fit(X[:400], y[:400])
+    X_cal, y_cal = X[400:800], y[400:800]
+    det = MarginPValueDetector(FrozenEstimator(clf), random_state=0).fit(X_cal)
+    pred = clf.predict(X_cal)
+    assert np.mean(pred != y_cal) > 0.05
+    with_labels = MarginPValueDetector(FrozenEstimator(clf), random_state=0)
+    with_labels.fit(X_cal[pred == y_cal], y_cal[pred == y_cal])
+    unlabelled_alike = MarginPValueDetector(FrozenEstimator(clf), random_state=0)
+    unlabelled_alike.fit(X_cal[pred == y_cal])
+    assert unlabelled_alike.offset_ == with_labels.offset_
+    assert det.offset_ != with_labels.offset_  # the misclassified count too
+    # On fresh data from the same distribution, unlabelled, fpr holds.
+    flagged = np.mean(det.predict(X[800:]) == -1)
+    assert abs(flagged - 0.05) < 0.035
+
+
+def test_fit_without_labels_needs_a_frozen_classifier(blobs):
+    X, _, _, _ = blobs
+    with pytest.raises(ValueError, match="the labels are needed to fit its classifier"):
+        MarginPValueDetector().fit(X)
+    with pytest.raises(ValueError, match="FrozenEstimator"):
+        MarginPValueDetector(LogisticRegression()).fit_predict(X)
