@@ -561,7 +561,8 @@ class BoundPropagation:
             Radii at which every margin's lower bound was positive (or
             ``lower``).
         """
-        X = torch.as_tensor(np.asarray(X, dtype=np.float64))
+        # A copy: torch would wrap a read-only X without one, and warn.
+        X = torch.from_numpy(np.array(X, dtype=np.float64))
         X = X.reshape(len(X), *self.input_shape)
         with eval_mode(self.module):
             logits = self.module(X)

@@ -286,7 +286,7 @@ class MarginStatistics(Callback):
         step = self.batch_size
         with torch.no_grad():
             out = [
-                module(torch.as_tensor(X[i : i + step], dtype=torch.float64))
+                module(torch.tensor(X[i : i + step], dtype=torch.float64))
                 for i in range(0, len(X), step)
             ]
         return torch.cat(out).numpy()

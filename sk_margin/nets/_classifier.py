@@ -347,6 +347,10 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
                 f"X has samples of shape {X.shape[1:]}, but {type(self).__name__} "
                 f"was fitted on samples of shape {self.input_shape_}."
             )
+        if not X.flags.writeable:
+            # torch wraps arrays without copying and warns on read-only ones
+            # (memmaps, pandas' copy-on-write arrays); the data are not changed.
+            X = X.copy()
         return X if y is None else (X, y)
 
     def fit(self, X, y, sample_weight=None, **fit_params):
