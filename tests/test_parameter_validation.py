@@ -31,6 +31,8 @@ NET_ROWS = [
     ({"reweight_delta": 0.5}, ValueError, ["'reweight_delta'", "(1.0, inf)"]),
     ({"dtype": np.float16}, ValueError, ["'dtype' parameter", "np.float64"]),
     ({"dtype": "double precision"}, ValueError, ["'dtype' parameter", "np.float32"]),
+    ({"dtype": None}, ValueError, ["'dtype' parameter", "np.float32", "None"]),
+    ({"criterion": "lc_lmtt"}, ValueError, ["Unknown loss 'lc_lmtt'", "'lc_lmt'?"]),
     (
         {"criterion": "lmt", "criterion__eps": -1},
         ValueError,

@@ -454,8 +454,8 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
             {name: getattr(self, name) for name in self._margin_parameter_constraints},
             caller_name=type(self).__name__,
         )
-        try:
-            name = np.dtype(self.dtype).name
+        try:  # np.dtype(None) is float64: None is refused, not read as that
+            name = None if self.dtype is None else np.dtype(self.dtype).name
         except TypeError:
             name = None
         if name not in self._DTYPES:

@@ -129,9 +129,12 @@ def resolve_loss(name_or_class):
         try:
             return LOSSES[name_or_class]
         except KeyError:
+            close = difflib.get_close_matches(name_or_class, list(LOSSES), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(
                 f"Unknown loss {name_or_class!r}; valid names are "
-                f"{', '.join(sorted(LOSSES))}, or pass a MarginLoss class or instance."
+                f"{', '.join(sorted(LOSSES))}, or pass a MarginLoss class or "
+                f"instance.{hint}"
             ) from None
     if isinstance(name_or_class, nn.Module) or (
         isinstance(name_or_class, type) and issubclass(name_or_class, nn.Module)
