@@ -140,3 +140,22 @@ def test_a_net_saved_with_save_params_reloads(fitted, digits, tmp_path):
     fresh.load_params(f_params=path)
     assert_array_equal(fresh.predict_proba(X_new), net.predict_proba(X_new))
     assert_array_equal(fresh.certify(X_new), net.certify(X_new))
+
+
+def test_a_net_pickled_by_the_previous_release_loads(fitted, digits):
+    # Its state had skorch's history_, initialized_ and virtual_params_ as
+    # public attributes, and no dtype: rebuild such a state and load it.
+    _, _, X_test = digits
+    net = fitted["net"]
+    state = net.__getstate__()
+    for private in ("_initialized", "_history", "_virtual_params"):
+        state[private[1:] + "_"] = state.pop(private)
+    del state["dtype"]
+    old = MarginNetClassifier.__new__(MarginNetClassifier)
+    old.__setstate__(state)
+    assert old.initialized_ and old.dtype is np.float32
+    assert not {"initialized_", "history_", "virtual_params_"} & set(vars(old))
+    assert len(old.history_) == len(net.history_)
+    pairs = zip(_outputs("net", old, X_test), _outputs("net", net, X_test), strict=True)
+    for a, b in pairs:
+        assert_array_equal(a, b)

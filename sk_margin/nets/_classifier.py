@@ -244,10 +244,12 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         return [name for name in super()._get_param_names() if name[0] != "_"]
 
     def __setstate__(self, state):
-        # Pickles from before the properties hold the public names.
+        # Pickles from before the properties hold the public names, and no
+        # dtype (they trained in float32).
         for name in ("initialized_", "history_", "virtual_params_"):
             if name in state:
                 state["_" + name[:-1]] = state.pop(name)
+        state.setdefault("dtype", np.float32)
         super().__setstate__(state)
 
     def _train_dtype(self):
