@@ -3,14 +3,17 @@
 For each data set (``load_digits`` scaled to [0, 1]; the MNIST-5k split of
 :func:`sk_margin.datasets.load_mnist_5k`) and classifier (a cross-entropy MLP
 with one hidden layer of 256 units, the same MLP trained with ``lc_lmt``, and
-an RKHS ``MarginKernelLogReg``), the detector is calibrated three ways:
+an RKHS ``MarginKernelLogReg``), the detector is calibrated four ways:
 
 * **in-sample**: a ``FrozenEstimator`` of the classifier fitted on the
   training data, the mixtures and threshold fitted on the same training data
   (the behaviour before held-out calibration);
 * **cv=5** (the default): out-of-fold margins of the training data;
 * **X_val**: the mixtures and threshold on a held-out fifth of the training
-  data, the classifier on the other four fifths.
+  data, the classifier on the other four fifths;
+* **unlabelled**: a ``FrozenEstimator`` of the classifier fitted on those
+  four fifths, calibrated with ``fit(X)`` on the held-out fifth without its
+  labels (misclassified samples count too, under their predicted class).
 
 The table gives, on the correctly classified *test* digits (never seen by
 the classifier or the detector), the share of p-values below 0.01, 0.05 and
@@ -77,7 +80,7 @@ def classifiers(epochs, n_train):
 
 
 def calibrations(clf, X, y):
-    """The three detectors of the module docstring, fitted."""
+    """The four detectors of the module docstring, fitted."""
     X_fit, X_val, y_fit, y_val = train_test_split(
         X, y, test_size=0.2, stratify=y, random_state=0
     )
@@ -88,6 +91,9 @@ def calibrations(clf, X, y):
         "X_val": MarginPValueDetector(clone(clf), random_state=0).fit(
             X_fit, y_fit, X_val=X_val, y_val=y_val
         ),
+        "unlabelled": MarginPValueDetector(
+            FrozenEstimator(clone(clf).fit(X_fit, y_fit)), random_state=0
+        ).fit(X_val),
     }
 
 
