@@ -1,5 +1,6 @@
 """Gaussian-kernel logistic regression with the Cross-Lipschitz regulariser."""
 
+import hashlib
 import warnings
 from numbers import Integral, Real
 
@@ -453,16 +454,15 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         return self
 
     def _rkhs_gram_key(self):
-        # What the Gram matrix was computed from: the coefficients, gamma and
-        # (without a copy) the centres' row norms and column sums, so that a
-        # model changed after fit is never certified with a stale one.
-        centers = self.centers_
-        return (
-            self.dual_coef_.copy(),
-            float(self.gamma_),
-            np.einsum("md,md->m", centers, centers),
-            centers.sum(axis=0),
-        )
+        # A digest of what the Gram matrix was computed from (the centres,
+        # the coefficients and gamma, bit for bit), so that a model changed
+        # after fit, even in place, is never certified with a stale one.
+        digest = hashlib.blake2b(digest_size=32)
+        for array in (self.centers_, self.dual_coef_, np.float64(self.gamma_)):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.view(np.uint8).reshape(-1))
+        return digest.digest()
 
     def _cache_rkhs_gram(self, gram):
         self._rkhs_gram = (self._rkhs_gram_key(), gram)
@@ -472,8 +472,8 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         cached = getattr(self, "_rkhs_gram", None)
         if cached is not None:
             key, gram = cached
-            now = self._rkhs_gram_key()
-            if all(np.array_equal(a, b) for a, b in zip(key, now, strict=True)):
+            # (Models pickled before the digest hold a tuple: recomputed.)
+            if isinstance(key, bytes) and key == self._rkhs_gram_key():
                 return gram
         gram = expansion_rkhs_gram(self.centers_, self.dual_coef_, self.gamma_)
         self._cache_rkhs_gram(gram)

@@ -100,6 +100,20 @@ def test_a_model_changed_after_fit_is_certified_from_its_new_coefficients(
     assert not np.allclose(fresh, before)
 
 
+def test_an_in_place_edit_keeping_norms_and_sums_is_seen(moons_models):
+    # Rows a, b hold (x, y) and (y, x): swapping them keeps every row norm
+    # and column sum, yet changes the model; the cache must notice.
+    models, X = moons_models
+    clf = copy.deepcopy(models["cross_lipschitz"])
+    clf.centers_[0], clf.centers_[1] = (0.3, -0.2), (-0.2, 0.3)
+    clf.certify(X[:5])  # caches the Gram matrix of this model
+    clf.centers_[[0, 1]] = clf.centers_[[1, 0]]
+    fresh = certify_gaussian_expansion(
+        X[:10], clf.centers_, clf.dual_coef_, clf.intercept_, clf.gamma_
+    )
+    assert_allclose(clf.certify(X[:10]), fresh, rtol=1e-12)
+
+
 def test_rkhs_gram_cache_survives_pickling(moons_models):
     import pickle
 
