@@ -2,7 +2,8 @@
 
 Every quantity a kernel certificate computes in float64 and then widens by a
 bound of its rounding error (distances to the centres, score gaps, gradient
-norms of ``g_j = f_c - f_j``, RKHS norms of ``f_c - f_j``) is recomputed
+norms and Hessian eigenvalues of ``g_j = f_c - f_j``, RKHS norms of
+``f_c - f_j``) is recomputed
 with mpmath at 50 significant digits, on expansions built to make rounding
 hurt: coefficients of a Cross-Lipschitz fit (large and cancelling), inputs
 far from the origin (the squared distance ``|x|^2 + |c|^2 - 2 <x, c>``
@@ -143,3 +144,33 @@ def test_rkhs_norm_bounds_hold_in_50_digit_arithmetic(case):
             # the rounding floor when the norm itself is below it.
             floor = np.sqrt(64 * np.finfo(float).eps) * np.abs(A).sum()
             assert norms[c, j] <= 1e3 * max(float(exact), floor)
+
+
+def _exact_hessian(x, centers, beta, gamma):
+    """``Hess g(x) = sum_r beta_r k_r (4 gamma^2 u_r u_r^T - 2 gamma I)``."""
+    g, d = mpmath.mpf(float(gamma)), len(x)
+    H = mpmath.zeros(d, d)
+    for c, b in zip(centers, beta, strict=True):
+        u = [xi - ci for xi, ci in zip(x, c, strict=True)]
+        k = mpmath.exp(-g * mpmath.fsum(v**2 for v in u))
+        for p in range(d):
+            for q in range(d):
+                H[p, q] += b * k * (4 * g**2 * u[p] * u[q] - (2 * g if p == q else 0))
+    return H
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_hessian_eigenvalue_bounds_hold_in_50_digit_arithmetic(case):
+    X, centers, A, b, gamma = CASES[case]()
+    X = np.asarray(X, dtype=np.float64)[:4]
+    rows = _Rows(_Expansion(centers, A, b, gamma, None), X)
+    lower = rows.hessian_lower_bounds(np.arange(len(X)))
+    Xm, Cm, Am = _mp(X), _mp(centers), _mp(A)
+    for i, x in enumerate(Xm):
+        c = int(rows.c[i])
+        for j in range(len(Am)):
+            if j == c:
+                continue
+            beta = [u - v for u, v in zip(Am[c], Am[j], strict=True)]
+            eig = min(mpmath.eigsy(_exact_hessian(x, Cm, beta, gamma))[0])
+            assert lower[i, j] <= min(eig, 0)
