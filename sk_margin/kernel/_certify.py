@@ -173,7 +173,17 @@ def _cubic_root(gap, G, a, b, max_newton=30):
     a few steps.
     """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        t = np.minimum(np.minimum(gap / G, np.sqrt(gap / a)), np.cbrt(gap / b))
+        # Each term alone bounds the root from above where its coefficient
+        # is positive. Guarded rather than divided: a coefficient of -0.0
+        # (``-0.5 * lambda`` with ``lambda = 0``) gave ``gap / a = -inf``, a
+        # NaN start, and a root of ``inf`` that left the search unsteered.
+        t = np.fmin(
+            np.where(G > 0, gap / G, np.inf),
+            np.fmin(
+                np.where(a > 0, np.sqrt(gap / a), np.inf),
+                np.where(b > 0, np.cbrt(gap / b), np.inf),
+            ),
+        )
         finite = np.isfinite(t) & (gap > 0)
         t = np.where(finite, t, np.inf)
         for _ in range(max_newton):

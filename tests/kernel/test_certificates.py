@@ -10,6 +10,7 @@ from sklearn.datasets import make_moons
 
 from sk_margin import MarginKernelLogReg
 from sk_margin.kernel import certify_gaussian_expansion
+from sk_margin.kernel._certify import _cubic_root
 from tests.kernel import auto_radii
 
 
@@ -83,7 +84,27 @@ def test_cross_lipschitz_moons_are_certified_at_a_third_of_the_distance(moons_mo
     assert ratio["local_triangle"] < 0.05
     assert ratio["second_order"] > 0.15
     assert ratio["third_order"] > 0.3
-    assert ratio["auto"] >= ratio["third_order"] * (1 - 2.0**-19)  # precision
+    # "auto" runs the same third-order search, started from a radius already
+    # certified: row by row it ends where "third_order" ends (the searches
+    # stop at a relative 1e-12).
+    auto, third = (clf.certify(X, method=m) for m in ("auto", "third_order"))
+    assert np.all(auto >= third * (1 - 1e-11))
+
+
+def test_the_third_order_search_is_steered_by_its_root():
+    # gap - G t - a t^2 - b t^3 with a = -0.5 * lambda = -0.0 (a Hessian
+    # with no negative eigenvalue): the root, not inf (which left the
+    # search to bisect and stop 1e-3 short of the radius).
+    gap, G, b = np.array([[3.6]]), np.array([[0.87]]), np.array([[950.0]])
+    root = _cubic_root(gap, G, -0.5 * np.zeros((1, 1)), b)
+    assert np.isfinite(root).all()
+    assert_allclose(gap - G * root - b * root**3, 0.0, atol=1e-12)
+    # Each coefficient alone: the roots of the linear, quadratic and cubic.
+    zero = np.zeros((1, 1))
+    assert_allclose(_cubic_root(gap, G, zero, zero), gap / G)
+    assert_allclose(_cubic_root(gap, zero, b, zero), np.sqrt(gap / b))
+    assert_allclose(_cubic_root(gap, zero, zero, b), np.cbrt(gap / b))
+    assert np.isinf(_cubic_root(gap, zero, zero, zero)).all()
 
 
 def test_a_model_changed_after_fit_is_certified_from_its_new_coefficients(
