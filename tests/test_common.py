@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
 from sklearn.utils.estimator_checks import (
     check_sample_weight_equivalence_on_dense_data,
     check_sample_weights_not_an_array,
@@ -32,15 +34,62 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
+# A net configured as users configure one: skorch's routed keyword arguments.
+ROUTED = {"module__hidden_sizes": (32,), "criterion__eps": 0.1}
+# skorch stores each routed keyword argument (``module__*``, ``criterion__*``)
+# as an attribute of that name; the check accepts only names in the
+# signature of ``__init__``, which ``**kwargs`` cannot list. They are
+# parameters all the same: test_routed_arguments_are_parameters_only.
+ROUTED_FAILED_CHECKS = {
+    "check_no_attributes_set_in_init": (
+        "skorch keeps routed keyword arguments (module__hidden_sizes, "
+        "criterion__eps) as attributes, which the check does not find in the "
+        "__init__ signature; they are parameters that get_params returns and "
+        "clone passes back (test_routed_arguments_are_parameters_only)."
+    ),
+}
+
+
+def _expected_failed_checks(estimator):
+    expected = dict(EXPECTED_FAILED_CHECKS[type(estimator).__name__])
+    if isinstance(estimator, MarginNetClassifier) and set(ROUTED) <= set(
+        vars(estimator)
+    ):
+        expected.update(ROUTED_FAILED_CHECKS)
+    return expected
+
+
 @parametrize_with_checks(
     [
         MarginKernelLogReg(n_centers=None, random_state=0),
         MarginNetClassifier(max_epochs=20, lr=1e-2, random_state=0),
+        MarginNetClassifier(
+            criterion="lc_lmt", max_epochs=20, lr=1e-2, random_state=0, **ROUTED
+        ),
     ],
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS[type(est).__name__],
+    expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def test_routed_arguments_are_parameters_only():
+    # What check_no_attributes_set_in_init guards, for the routed net:
+    # __init__ sets parameters and private bookkeeping, nothing derived.
+    net = MarginNetClassifier(criterion="lc_lmt", **ROUTED)
+    public = {name for name in vars(net) if not name.startswith("_")}
+    params = net.get_params(deep=False)
+    assert public == set(params)
+    assert set(ROUTED) <= public
+    cloned = clone(net).get_params(deep=False)
+    for name in ROUTED:
+        assert cloned[name] == params[name] == ROUTED[name], name
+    assert not hasattr(net, "module_") and not hasattr(net, "criterion_")
+    # ... and they reach the module and the criterion that fit builds.
+    X, y = load_digits(return_X_y=True)
+    net.set_params(max_epochs=1).fit(X[:60] / 16.0, y[:60])
+    assert net.module_[1].out_features == 32
+    assert net.criterion_.eps == 0.1
 
 
 @pytest.mark.parametrize(
