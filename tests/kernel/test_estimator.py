@@ -636,10 +636,13 @@ def test_weights_shift_the_decision_towards_the_heavy_class(small_digits):
     p_plain = plain.predict_proba(X_test)[:, col]
     p_weighted = weighted.predict_proba(X_test)[:, col]
     assert np.all(p_weighted >= p_plain - 1e-12) and np.mean(p_weighted > p_plain) > 0.9
-    # With a fixed gamma only relative weights matter.
+    # With a fixed gamma only relative weights matter: the same objective,
+    # rounded differently, so L-BFGS stops at another point within tol=1e-8
+    # of its optimum: 1.7e-6 apart in these probabilities on one machine,
+    # below 1e-6 on another. Unnormalised weights (lam / 2.5) move them by 0.2.
     uniform = MarginKernelLogReg(**params).fit(X, y, sample_weight=np.full(120, 2.5))
     assert_allclose(
-        uniform.predict_proba(X_test), plain.predict_proba(X_test), atol=1e-6
+        uniform.predict_proba(X_test), plain.predict_proba(X_test), atol=1e-5
     )
     # With gamma="knn", scaling the weights by 2 is repeating every sample.
     knn = {**params, "gamma": "knn", "n_neighbors": 9}
