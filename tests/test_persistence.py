@@ -159,3 +159,51 @@ def test_a_net_pickled_by_the_previous_release_loads(fitted, digits):
     pairs = zip(_outputs("net", old, X_test), _outputs("net", net, X_test), strict=True)
     for a, b in pairs:
         assert_array_equal(a, b)
+
+
+_LOAD_OLD_PICKLE = textwrap.dedent(
+    """
+    import pickle, sys
+    import numpy as np
+    nets, X, expected = pickle.load(open(sys.argv[1], "rb"))
+    for net, (proba, radii) in zip(nets, expected, strict=True):
+        assert np.array_equal(net.predict_proba(X), proba)
+        assert np.array_equal(net.certify(X), radii)
+    print(sorted({type(net.module_).__module__ for net in nets}))
+    """
+)
+
+
+def test_a_net_pickled_before_nets_split_loads(fitted, digits, tmp_path):
+    # Before nets/ split into layers/ and certify/, a pickle named the
+    # module classes (and a Lipschitz-margin loss's estimator) by their old
+    # modules; a fresh process must still find them there.
+    from sk_margin.nets import certify, layers
+
+    X, y, X_new = digits
+    lmt = MarginNetClassifier(
+        module__hidden_sizes=(16,), criterion="lmt", max_epochs=1, random_state=0
+    ).fit(X, y)
+    assert isinstance(lmt.criterion_._estimator, certify.PowerIterationLipschitz)
+    nets = [fitted["net"], fitted["lipschitz net"], lmt]
+    expected = [(net.predict_proba(X_new), net.certify(X_new)) for net in nets]
+    old_modules = {
+        layers.MLP: "sk_margin.nets._modules",
+        layers.LipschitzMLP: "sk_margin.nets._lipschitz_modules",
+        layers.MaxMin: "sk_margin.nets._lipschitz_modules",
+        certify.PowerIterationLipschitz: "sk_margin.nets._power_iteration",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for cls, module in old_modules.items():
+            patch.setattr(cls, "__module__", module)
+        data = pickle.dumps((nets, X_new, expected))
+    assert all(module.encode() in data for module in old_modules.values())
+    path = tmp_path / "old.pkl"
+    path.write_bytes(data)
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD_OLD_PICKLE, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "sk_margin.nets.layers._modules" in out.stdout

@@ -20,7 +20,7 @@ from skorch.utils import to_numpy
 
 from sk_margin._validation import is_positive_int
 from sk_margin.margins import pairwise_lipschitz_margin, signed_margin
-from sk_margin.nets._lipschitz import lipschitz_bound, network_lipschitz_bounds
+from sk_margin.nets.certify._lipschitz import lipschitz_bound, network_lipschitz_bounds
 
 __all__ = ["MarginStatistics"]
 

@@ -22,10 +22,10 @@ from skorch import NeuralNetClassifier
 from skorch.utils import is_dataset
 
 from sk_margin.margins import label_margin, signed_margin
-from sk_margin.nets._certify import certify_network
-from sk_margin.nets._lipschitz import lipschitz_bound
-from sk_margin.nets._modules import default_module_for
 from sk_margin.nets._training import MarginLossHooks
+from sk_margin.nets.certify._lipschitz import lipschitz_bound
+from sk_margin.nets.certify._network import certify_network
+from sk_margin.nets.layers._modules import default_module_for
 from sk_margin.nets.losses import build_loss
 
 __all__ = ["MarginNetClassifier", "softmax"]

@@ -6,9 +6,9 @@ import torch
 from sklearn.utils._param_validation import Interval
 from torch import nn
 
-from sk_margin.nets._layers import sequential_layers
-from sk_margin.nets._power_iteration import PowerIterationLipschitz
-from sk_margin.nets._rules import head_index
+from sk_margin.nets.certify._layers import sequential_layers
+from sk_margin.nets.certify._power_iteration import PowerIterationLipschitz
+from sk_margin.nets.certify._rules import head_index
 from sk_margin.nets.losses._base import TINY, MarginLoss, target_score
 
 __all__ = ["CertifiedMarginLoss"]

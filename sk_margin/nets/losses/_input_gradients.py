@@ -20,7 +20,7 @@ gradients as double back-propagation.
 import torch
 from torch import nn
 
-from sk_margin.nets._local import hidden_layers
+from sk_margin.nets.certify._local import hidden_layers
 
 __all__ = [
     "activation_derivative",

@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval
 from torch import nn
 from torch.nn import functional as F
 
-from sk_margin.nets._power_iteration import PowerIterationLipschitz
+from sk_margin.nets.certify._power_iteration import PowerIterationLipschitz
 from sk_margin.nets.losses._base import TINY, MarginLoss, runner_up, target_score
 
 __all__ = ["LCLMTLoss", "LMTLoss"]

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sk_margin.nets._layers import base_class, describe, sequential_layers
-from sk_margin.nets._rules import DROPOUTS, batchnorm_scale
-from sk_margin.nets._sorting import group_sort
+from sk_margin.nets.certify._layers import base_class, describe, sequential_layers
+from sk_margin.nets.certify._rules import DROPOUTS, batchnorm_scale
+from sk_margin.nets.certify._sorting import group_sort
 
 __all__ = [
     "ACTIVATIONS",

@@ -14,7 +14,7 @@ from torch import nn
 
 from sk_margin.certify import BISECTION_STEPS, ROUNDING_SLACK, local_lipschitz_radius
 from sk_margin.margins import score_gaps
-from sk_margin.nets._layers import sequential_layers
+from sk_margin.nets.certify._layers import sequential_layers
 
 __all__ = [
     "derivative_range",

@@ -14,14 +14,14 @@ import torch
 from numpy.testing import assert_allclose
 from torch import nn
 
-import sk_margin.nets._bound_propagation as bp
+import sk_margin.nets.certify._bound_propagation as bp
 from sk_margin import box_constrained_attack
 from sk_margin.nets import MarginNetClassifier, MaxMin, certify_network
-from sk_margin.nets._bound_propagation import (
+from sk_margin.nets.certify._bound_propagation import (
     BoundPropagation,
     bound_propagation_radius,
 )
-from sk_margin.nets._propagation_rules import relax
+from sk_margin.nets.certify._propagation_rules import relax
 
 ACTIVATIONS = {
     "relu": nn.ReLU,

@@ -3,8 +3,8 @@
 A network is bounded as the chain of its layers: :func:`sequential_layers`
 opens nested ``nn.Sequential`` containers (those that run their children in
 order) and lists every layer in execution order, a layer used twice twice.
-The sound bounds of :mod:`sk_margin.nets._lipschitz` and the training-time
-estimate of :mod:`sk_margin.nets._power_iteration` both walk a network with
+The sound bounds of :mod:`sk_margin.nets.certify._lipschitz` and the training-time
+estimate of :mod:`sk_margin.nets.certify._power_iteration` both walk a network with
 it, and :func:`trace_input_shapes` finds the input shape of each layer.
 """
 

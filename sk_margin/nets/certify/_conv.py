@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sk_margin.nets._layers import base_class, type_name, upper
+from sk_margin.nets.certify._layers import base_class, type_name, upper
 
 __all__ = ["conv2d_spectral_norm_bound"]
 

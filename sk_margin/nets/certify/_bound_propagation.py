@@ -1,7 +1,7 @@
 """Linear bound propagation from an l2 ball (CROWN-style), and its radius.
 
 For a network ``f`` (a chain of supported layers, see
-:func:`sk_margin.nets._layers.sequential_layers`), a point ``x`` and a radius
+:func:`sk_margin.nets.certify._layers.sequential_layers`), a point ``x`` and a radius
 ``r``, :class:`BoundPropagation` computes sound lower bounds of every margin
 ``g_j = f_c - f_j`` over the ball ``B(x, r)``:
 
@@ -43,14 +43,14 @@ import torch
 from torch import nn
 
 from sk_margin.certify import BISECTION_STEPS, ROUNDING_SLACK, bisect_radius
-from sk_margin.nets._layers import (
+from sk_margin.nets.certify._layers import (
     eval_mode,
     sequential_layers,
     trace_input_shapes,
 )
-from sk_margin.nets._lipschitz import layer_lipschitz_bounds
-from sk_margin.nets._local import derivative_range
-from sk_margin.nets._propagation_rules import (
+from sk_margin.nets.certify._lipschitz import layer_lipschitz_bounds
+from sk_margin.nets.certify._local import derivative_range
+from sk_margin.nets.certify._propagation_rules import (
     ACTIVATIONS,
     MaxPool,
     PairSort,
@@ -60,7 +60,7 @@ from sk_margin.nets._propagation_rules import (
     transpose,
     unsupported_layer,
 )
-from sk_margin.nets._sorting import group_sort
+from sk_margin.nets.certify._sorting import group_sort
 
 __all__ = ["BoundPropagation", "bound_propagation_radius"]
 

@@ -12,8 +12,8 @@ from numpy.testing import assert_allclose
 from torch import nn
 
 from sk_margin.nets import MaxMin, certify_network, lipschitz_bound
-from sk_margin.nets._bound_propagation import BoundPropagation
-from sk_margin.nets._sorting import GroupSortSpec, group_sort
+from sk_margin.nets.certify._bound_propagation import BoundPropagation
+from sk_margin.nets.certify._sorting import GroupSortSpec, group_sort
 
 _TORCHLIP = "deel.torchlip.modules.activation"
 

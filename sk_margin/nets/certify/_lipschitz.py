@@ -22,15 +22,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from sk_margin.nets._conv import conv2d_spectral_norm_bound
-from sk_margin.nets._layers import (
+from sk_margin.nets.certify._conv import conv2d_spectral_norm_bound
+from sk_margin.nets.certify._layers import (
     describe,
     eval_mode,
     sequential_layers,
     trace_input_shapes,
     upper,
 )
-from sk_margin.nets._rules import (
+from sk_margin.nets.certify._rules import (
     RULES,
     SUPPORTED,
     config_error,

@@ -16,8 +16,8 @@ import weakref
 
 import torch
 
-from sk_margin.nets._layers import base_class
-from sk_margin.nets._lipschitz_modules import MaxMin
+from sk_margin.nets.certify._layers import base_class
+from sk_margin.nets.layers._lipschitz_modules import MaxMin
 
 __all__ = ["GroupSortSpec", "group_sort"]
 

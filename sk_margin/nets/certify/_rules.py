@@ -1,8 +1,9 @@
 """Per-layer l2 Lipschitz rules of torch layers: one table, one place.
 
-Shared by the sound bounds of whole networks (:mod:`sk_margin.nets._lipschitz`)
-and the training-time estimate of the Lipschitz-margin losses
-(:mod:`sk_margin.nets._power_iteration`). Each supported layer class maps to a rule
+Shared by the sound bounds of whole networks
+(:mod:`sk_margin.nets.certify._lipschitz`) and the training-time estimate of
+the Lipschitz-margin losses (:mod:`sk_margin.nets.certify._power_iteration`).
+Each supported layer class maps to a rule
 ``bound(layer, in_shape) -> float``, ``in_shape`` being the shape of the
 layer's input; every rule returns a proven *upper* bound for the layer as it
 runs in eval mode:
@@ -28,10 +29,10 @@ import torch
 from torch import nn
 from torch.nn.modules import batchnorm, pooling
 
-from sk_margin.nets._conv import conv2d_spectral_norm_bound
-from sk_margin.nets._layers import base_class, type_name, upper
-from sk_margin.nets._lipschitz_modules import MaxMin
-from sk_margin.nets._sorting import group_sort
+from sk_margin.nets.certify._conv import conv2d_spectral_norm_bound
+from sk_margin.nets.certify._layers import base_class, type_name, upper
+from sk_margin.nets.certify._sorting import group_sort
+from sk_margin.nets.layers._lipschitz_modules import MaxMin
 
 __all__ = [
     "DROPOUTS",

@@ -7,9 +7,9 @@ differentiable w.r.t. the weights.
 spectral norms of dense and convolution layers from one persistent
 power-iteration step per call (Tsuzuku, Sato & Sugiyama, 2018): over training
 the estimate approaches their product from *below*. It walks the network
-as the sound bounds do (:func:`sk_margin.nets._layers.sequential_layers`: a
+as the sound bounds do (:func:`sk_margin.nets.certify._layers.sequential_layers`: a
 layer used twice counts twice) and every other layer uses their per-layer
-rule (:mod:`sk_margin.nets._rules`), batch norms as a differentiable torch
+rule (:mod:`sk_margin.nets.certify._rules`), batch norms as a differentiable torch
 value.
 
 Certificates need upper bounds: use :func:`sk_margin.nets.lipschitz_bound`
@@ -20,13 +20,13 @@ import torch
 from torch import nn
 from torch.nn.modules import batchnorm
 
-from sk_margin.nets._layers import (
+from sk_margin.nets.certify._layers import (
     eval_mode,
     sequential_layers,
     trace_input_shapes,
     type_name,
 )
-from sk_margin.nets._rules import (
+from sk_margin.nets.certify._rules import (
     POOLS,
     RULES,
     batchnorm_scale,

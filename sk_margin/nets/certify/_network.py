@@ -2,8 +2,8 @@
 
 :func:`certify_network` puts together the radius formulas of
 :mod:`sk_margin.certify`, the sound Lipschitz bounds of
-:mod:`sk_margin.nets._lipschitz` and the local bound of one-hidden-layer
-networks (:mod:`sk_margin.nets._local`), for a network in eval mode and
+:mod:`sk_margin.nets.certify._lipschitz` and the local bound of one-hidden-layer
+networks (:mod:`sk_margin.nets.certify._local`), for a network in eval mode and
 float64.
 """
 
@@ -20,10 +20,10 @@ from sk_margin.certify import (
     lipschitz_margin_radius,
 )
 from sk_margin.margins import logit_margin
-from sk_margin.nets._bound_propagation import BoundPropagation
-from sk_margin.nets._lipschitz import lipschitz_bound, network_lipschitz_bounds
-from sk_margin.nets._local import local_quadratic_radius, one_hidden_layer
-from sk_margin.nets._propagation_rules import unsupported_layer
+from sk_margin.nets.certify._bound_propagation import BoundPropagation
+from sk_margin.nets.certify._lipschitz import lipschitz_bound, network_lipschitz_bounds
+from sk_margin.nets.certify._local import local_quadratic_radius, one_hidden_layer
+from sk_margin.nets.certify._propagation_rules import unsupported_layer
 
 __all__ = ["CERTIFY_METHODS", "certify_network"]
 
