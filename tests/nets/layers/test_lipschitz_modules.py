@@ -34,11 +34,24 @@ def test_maxmin_sorts_pairs_and_is_one_lipschitz():
     v = torch.randn(200, 6, dtype=torch.float64, generator=g)
     (grad,) = torch.autograd.grad((MaxMin()(x) * v).sum(), x)
     assert_allclose(grad.norm(dim=1), v.norm(dim=1), rtol=1e-12)
-    # Images: pairs along the channel dimension.
+    # Images: pairs along the channel dimension, each pair sorted.
     img = torch.randn(2, 4, 3, 3, generator=g)
     assert MaxMin()(img).shape == img.shape
+    a, b = img[:, 0::2], img[:, 1::2]
+    assert torch.equal(MaxMin()(img)[:, 0::2], torch.maximum(a, b))
+    assert torch.equal(MaxMin()(img)[:, 1::2], torch.minimum(a, b))
     with pytest.raises(ValueError, match="must be even"):
         MaxMin()(torch.zeros(2, 3))
+
+
+def test_maxmin_splits_the_gradient_of_a_tie_as_max_and_min_do():
+    # At a tie, torch.maximum and torch.minimum give each input half of
+    # each output's gradient; MaxMin keeps that (training is unchanged).
+    x = torch.tensor([[1.0, 1.0, 2.0, -3.0]], dtype=torch.float64)
+    x.requires_grad_(True)
+    v = torch.tensor([[1.0, 3.0, 5.0, 7.0]], dtype=torch.float64)
+    (grad,) = torch.autograd.grad((MaxMin()(x) * v).sum(), x)
+    assert_allclose(grad, [[2.0, 2.0, 5.0, 7.0]])
 
 
 @pytest.mark.parametrize("orthogonal_map", ["qr", "cayley"])
