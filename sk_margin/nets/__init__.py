@@ -7,7 +7,7 @@ The only part of ``sk_margin`` that imports torch, in three parts:
   :class:`MarginStatistics`, which records margins while it trains;
 - :mod:`sk_margin.nets.layers`: the networks, :class:`MLP` and
   :class:`SmallCNN` (the default modules) and the 1-Lipschitz
-  :class:`LipschitzMLP`;
+  :class:`LipschitzMLP` and :class:`LipschitzCNN`;
 - :mod:`sk_margin.nets.certify`: the engine that bounds the Lipschitz
   constants of ``nn.Sequential`` networks soundly (never from a bare
   power-iteration estimate) and certifies their decisions, and
@@ -35,9 +35,11 @@ from sk_margin.nets.certify import (
 )
 from sk_margin.nets.layers import (
     MLP,
+    LipschitzCNN,
     LipschitzMLP,
     MaxMin,
     SmallCNN,
+    aol_rescale,
     default_module_for,
     orthogonalize,
 )
@@ -57,6 +59,7 @@ del _old, _module
 
 __all__ = [
     "CERTIFY_METHODS",
+    "LipschitzCNN",
     "LipschitzMLP",
     "MLP",
     "MarginNetClassifier",
@@ -64,6 +67,7 @@ __all__ = [
     "MaxMin",
     "PowerIterationLipschitz",
     "SmallCNN",
+    "aol_rescale",
     "certify",
     "certify_network",
     "conv2d_spectral_norm_bound",

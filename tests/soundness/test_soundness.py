@@ -1,8 +1,9 @@
 """Independent soundness suite: no certified radius is ever beaten.
 
 Every model of a matrix (kernel models at several widths and strengths,
-MLPs with each activation and several losses, a 1-Lipschitz MLP, a CNN with
-padding, stride, max pooling and batch norm in eval mode, models inside a
+MLPs with each activation and several losses, a 1-Lipschitz MLP and CNN, a
+CNN with padding, stride, max pooling and batch norm in eval mode, one with
+l2-norm pooling and a pixel unshuffle, models inside a
 Pipeline with a scaler) certifies test digits; each certified point is then
 attacked by the attack library's minimum-norm attacks (DeepFool, and
 Carlini-Wagner l2 with restarts from noise), by the box-constrained attack
@@ -30,7 +31,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from sk_margin.attacks import generate_adversarial  # noqa: E402
-from sk_margin.nets import LipschitzMLP  # noqa: E402
+from sk_margin.nets import LipschitzCNN, LipschitzMLP  # noqa: E402
 
 N_POINTS = 15
 N_SAMPLES = 400  # random points per ball
@@ -60,6 +61,19 @@ def _cnn():
         nn.ReLU(),
         nn.Flatten(),
         nn.Linear(8 * 2 * 2, 10),
+    )
+
+
+def _l2_pool_cnn():
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.LPPool2d(2, kernel_size=2),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.PixelUnshuffle(2),
+        nn.Flatten(),
+        nn.Linear(32 * 2 * 2, 10),
     )
 
 
@@ -160,6 +174,21 @@ MODELS = {
     ),
     "CNN: padding, stride, max pool, batch norm": (
         lambda: _net(module=_cnn()),
+        "images",
+        quick,
+    ),
+    "CNN: l2-norm pooling, pixel unshuffle": (
+        lambda: _net(module=_l2_pool_cnn()),
+        "images",
+        None,
+    ),
+    "LipschitzCNN, certified_margin": (
+        lambda: _net(
+            module=LipschitzCNN,
+            module__channels=(8, 16),
+            module__hidden_sizes=(32,),
+            criterion="certified_margin",
+        ),
         "images",
         quick,
     ),

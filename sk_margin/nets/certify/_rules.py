@@ -13,7 +13,9 @@ runs in eval mode:
   Gupta & Long, 2019, on a grid large enough for the zero padding);
 - ``nn.BatchNorm1d/2d``: ``max_c |gamma_c| / sqrt(running_var_c + eps)``;
 - average and max pooling in 1, 2 and 3 dimensions: closed forms checked
-  against the layer itself;
+  against the layer itself; l2-norm pooling (``nn.LPPool1d/2d`` with
+  ``norm_type=2``) as max pooling;
+- pixel shuffles, a permutation of the entries: 1;
 - activations by their largest slope, shape layers and dropout by 1.
 
 The power-iteration estimate replaces only the first three rows (an iterate
@@ -182,6 +184,20 @@ def _adaptive_avg_pool_bound(layer, in_shape, dims):
     return _separable_pool_bound(layer, in_shape, factors, 1.0)
 
 
+def _lp_pool_bound(layer, in_shape, dims):
+    """``sqrt(m)`` for l2-norm pooling, ``m`` as for max pooling.
+
+    Each output is the l2 norm of a window, and ``| ||u|| - ||v|| | <=
+    ||u - v||``, so the squared output change is at most ``sum_w ||d_w||^2
+    <= m ||d||^2``; ``m`` is measured on the max pooling with the same
+    windows (LPPool has no padding).
+    """
+    twin = getattr(nn, f"MaxPool{dims}d")(
+        layer.kernel_size, layer.stride, ceil_mode=layer.ceil_mode
+    )
+    return _max_pool_bound(twin, in_shape, dims)
+
+
 def _max_pool_bound(layer, in_shape, dims):
     """``sqrt(m)``, ``m`` the most windows any input entry belongs to.
 
@@ -222,6 +238,9 @@ def _pool_rules():
         for rule, names in classes.items()
         for name in names
         for dims in (1, 2, 3)
+    ] + [
+        (nn.LPPool1d, functools.partial(_lp_pool_bound, dims=1)),
+        (nn.LPPool2d, functools.partial(_lp_pool_bound, dims=2)),
     ]
 
 
@@ -246,6 +265,8 @@ RULES = [
     (MaxMin, _one),  # a permutation of each pair
     (nn.Flatten, _one),
     (nn.Unflatten, _one),
+    (nn.PixelUnshuffle, _one),  # a permutation of the entries
+    (nn.PixelShuffle, _one),
     (nn.Identity, _one),
     *((cls, _one) for cls in DROPOUTS),  # identity in eval mode
 ]
@@ -283,6 +304,12 @@ def config_error(layer):
     max_pools = (pooling._MaxPoolNd, pooling._AdaptiveMaxPoolNd)
     if isinstance(layer, max_pools) and layer.return_indices:
         return "return_indices=True returns a tuple, which no next layer accepts"
+    lp_pools = (nn.LPPool1d, nn.LPPool2d)
+    if isinstance(layer, lp_pools) and float(layer.norm_type) != 2.0:
+        return (
+            f"norm_type must be 2 (an l2-norm pooling), got {layer.norm_type!r}; "
+            "torch's other LPPools raise signed sums to powers"
+        )
     if isinstance(layer, batchnorm._BatchNorm) and layer.running_var is None:
         return (
             "without running statistics (track_running_stats=False) it "

@@ -10,12 +10,14 @@ from numpy.testing import assert_allclose
 from torch import nn
 
 from sk_margin.nets import (
+    aol_rescale,
     conv2d_spectral_norm_bound,
     layer_lipschitz_bounds,
     linf_lipschitz_bound,
     lipschitz_bound,
     pairwise_lipschitz_bounds,
 )
+from sk_margin.nets.certify._conv import _gram_bound
 
 # PyTorch warns that padding="same" with an even kernel copies the input.
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
@@ -164,6 +166,76 @@ def test_conv_bound_is_sound_for_random_configurations(
     )
     exact = _norm(_dense(_double(conv), (c_in * groups, *hw)))
     assert conv2d_spectral_norm_bound(conv, hw) >= exact
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    c_in=st.integers(1, 3),
+    c_out=st.integers(1, 3),
+    groups=st.sampled_from([1, 2]),
+    kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    seed=st.integers(0, 2**16),
+)
+def test_gram_bound_is_sound_whatever_the_input_size(
+    c_in, c_out, groups, kernel, stride, dilation, padding, seed
+):
+    # The Schur-test bound of the autocorrelation holds for the convolution
+    # on the infinite plane, so for the layer on any input; it never beats
+    # the Fourier bound, which is exact there.
+    torch.manual_seed(seed)
+    conv = nn.Conv2d(
+        c_in * groups, c_out * groups, kernel, stride, padding, dilation, groups
+    )
+    gram = _gram_bound(conv.weight.detach().double(), groups)
+    hw = tuple(d * (k - 1) + 4 for d, k in zip(dilation, kernel, strict=True))
+    exact = _norm(_dense(_double(conv), (c_in * groups, *hw)))
+    assert gram >= exact
+    assert gram >= conv2d_spectral_norm_bound(conv, hw) * (1 - 1e-9)
+
+
+def test_gram_bound_is_one_for_an_aol_rescaled_kernel_and_near_the_norm():
+    torch.manual_seed(0)
+    conv = aol_rescale(nn.Conv2d(4, 6, 3, padding=1))
+    # The rescaling makes 1 the Perron root of the weighted Gram sums: the
+    # power iteration reaches it, where plain row sums would exceed 1.
+    weight = conv.weight.detach().double()
+    assert_allclose(_gram_bound(weight, 1), 1.0, rtol=1e-6)
+    exact = _norm(_dense(_double(conv), (4, 24, 24)))
+    assert 0.5 < exact <= conv2d_spectral_norm_bound(conv, (24, 24)) <= 1 + 1e-8
+
+
+def test_l2_norm_pooling_bound_is_sound_and_attained():
+    pool = nn.LPPool2d(2, kernel_size=2)  # windows do not overlap: exactly 1
+    bounds = layer_lipschitz_bounds(nn.Sequential(pool), (2, 6, 6))
+    assert bounds[0][2] == pytest.approx(1.0, rel=1e-8)
+    overlap = nn.LPPool2d(2, kernel_size=3, stride=1)  # up to 9 windows a pixel
+    ((_, _, bound),) = layer_lipschitz_bounds(nn.Sequential(overlap), (1, 5, 5))
+    assert bound == pytest.approx(3.0, rel=1e-8)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(200, 1, 5, 5)))
+    y = x + 0.1 * torch.from_numpy(rng.normal(size=(200, 1, 5, 5)))
+    change = (overlap(x) - overlap(y)).flatten(1).norm(dim=1)
+    assert (change / (x - y).flatten(1).norm(dim=1)).max().item() <= bound
+    # The centre pixel, alone, from 0 to 1: all 9 windows' norms grow by 1.
+    centre = torch.zeros(1, 1, 5, 5, dtype=torch.float64)
+    centre[0, 0, 2, 2] = 1.0
+    assert (overlap(centre) - overlap(0 * centre)).norm().item() == pytest.approx(3)
+
+
+def test_l2_norm_pooling_needs_norm_type_2():
+    with pytest.raises(ValueError, match="norm_type must be 2"):
+        lipschitz_bound(nn.Sequential(nn.LPPool2d(1, 2)), (1, 4, 4))
+
+
+def test_pixel_shuffles_are_permutations():
+    net = nn.Sequential(nn.PixelUnshuffle(2), nn.PixelShuffle(2))
+    assert [b for _, _, b in layer_lipschitz_bounds(net, (3, 4, 6))] == [1.0, 1.0]
+    matrix = _dense(nn.PixelUnshuffle(2), (3, 4, 6))
+    assert_allclose(np.sort(matrix.sum(axis=0)), 1.0)  # one 1 per column ...
+    assert_allclose(matrix @ matrix.T, np.eye(72))  # ... and per row
 
 
 def test_conv_bound_rejects_non_zero_padding_modes():

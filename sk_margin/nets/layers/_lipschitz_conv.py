@@ -1,0 +1,270 @@
+"""Convolutional networks that are 1-Lipschitz by construction.
+
+:func:`aol_rescale` parametrises a convolution's (or a dense layer's) weight
+so that its operator norm is at most 1: the AOL rescaling of Prach & Lampert
+(2022), computed from the kernel's autocorrelation, at a cost that does not
+depend on the batch or the image size. :class:`LipschitzCNN` stacks such
+convolutions with :class:`~sk_margin.nets.MaxMin` over channel pairs and
+2x2 pixel unshuffles (an invertible downsampling: a permutation of the
+entries), then orthogonal dense layers, as the dense
+:class:`~sk_margin.nets.LipschitzMLP` does.
+
+The certificates never rely on the construction: at certification time
+:mod:`sk_margin.nets.certify` bounds every rescaled kernel from its weights
+(the Fourier, im2col and Gram bounds of
+:func:`~sk_margin.nets.conv2d_spectral_norm_bound`), in float64.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+import torch.nn.utils.parametrize as parametrize
+from torch import nn
+
+from sk_margin._validation import is_positive_int
+from sk_margin.nets.layers._lipschitz_modules import (
+    _MAPS,
+    MaxMin,
+    _rebuild,
+    orthogonalize,
+)
+
+__all__ = ["LipschitzCNN", "aol_rescale"]
+
+
+def _conv_gram_row_sums(kernel, groups):
+    """``sum_{j, delta} |G[i, j, delta]|`` per input channel ``i`` (per group).
+
+    ``G[i, j, delta] = sum_{o, p} P[o, i, p] P[o, j, p + delta]`` is the
+    kernel's autocorrelation, the kernel of ``C^T C``; shape of the result
+    ``(groups, c_in / groups)``.
+    """
+    sums = []
+    for part in kernel.chunk(groups, dim=0):
+        _, _, kh, kw = part.shape
+        K = part.transpose(0, 1)
+        G = F.conv2d(K, K, padding=(kh - 1, kw - 1))
+        sums.append(G.abs().sum(dim=(1, 2, 3)))
+    return torch.stack(sums)
+
+
+def _inverse_sqrt(s):
+    # A zero row sum belongs to an all-zero column: scale it by 0.
+    return torch.where(s > 0, s.clamp_min(torch.finfo(s.dtype).tiny).rsqrt(), 0.0)
+
+
+class _AOLRescaling(nn.Module):
+    """``W -> W D``, ``D_ii = (sum_j |W^T W|_ij)^(-1/2)`` (Prach & Lampert).
+
+    For a dense weight with more columns than rows the rows are rescaled
+    instead (``D W`` from ``|W W^T|``), so the Gram matrix is the smaller
+    one. For a convolution, ``W^T W`` is the convolution whose kernel is the
+    autocorrelation of the kernel, and ``D`` scales its input channels.
+    """
+
+    def __init__(self, groups=1):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, W):
+        if W.dim() == 2:
+            if W.shape[1] > W.shape[0]:
+                d = _inverse_sqrt((W @ W.T).abs().sum(dim=1))
+                return d[:, None] * W
+            return W * _inverse_sqrt((W.T @ W).abs().sum(dim=1))
+        d = _inverse_sqrt(_conv_gram_row_sums(W, self.groups))  # (groups, c_in)
+        scaled = W.unflatten(0, (self.groups, -1)) * d[:, None, :, None, None]
+        return scaled.flatten(0, 1)
+
+
+def aol_rescale(layer):
+    """Parametrise a layer's weight to operator norm at most 1 (AOL).
+
+    Almost-orthogonal Lipschitz layers (Prach & Lampert, 2022, Theorem 1):
+    for any matrix ``P``, ``P D`` with ``D_ii = (sum_j |P^T P|_ij)^(-1/2)``
+    has spectral norm at most 1. A convolution's ``P^T P`` is itself a
+    convolution, whose kernel is the autocorrelation of the layer's kernel
+    (a convolution of the kernel with itself, ``c_in^2 c_out k^4`` operations
+    whatever the batch or image size); ``D`` then scales each input channel.
+    The training is differentiable through the rescaling.
+
+    Parameters
+    ----------
+    layer : torch.nn.Conv2d or torch.nn.Linear
+        The layer, changed in place. A convolution needs
+        ``padding_mode="zeros"``; any stride, dilation and groups.
+
+    Returns
+    -------
+    layer : torch.nn.Conv2d or torch.nn.Linear
+        The same layer, its weight parametrised.
+
+    Notes
+    -----
+    The certificates do not trust this: they bound the rescaled weight as
+    any other (:func:`~sk_margin.nets.conv2d_spectral_norm_bound`).
+
+    References
+    ----------
+    .. [1] B. Prach and C. H. Lampert. Almost-orthogonal layers for
+       efficient general-purpose Lipschitz networks. ECCV 2022.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_margin.nets import aol_rescale, conv2d_spectral_norm_bound
+    >>> conv = aol_rescale(torch.nn.Conv2d(3, 8, 3, padding=1)).double()
+    >>> bool(conv2d_spectral_norm_bound(conv, (16, 16)) <= 1.0 + 1e-6)
+    True
+    """
+    if type(layer) is nn.Conv2d:
+        if layer.padding_mode != "zeros":
+            raise ValueError(
+                f'aol_rescale needs padding_mode="zeros", got {layer.padding_mode!r}.'
+            )
+        groups = layer.groups
+    elif type(layer) is nn.Linear:
+        groups = 1
+    else:
+        raise TypeError(
+            f"aol_rescale takes an nn.Conv2d or an nn.Linear, got "
+            f"{type(layer).__name__}."
+        )
+    parametrize.register_parametrization(layer, "weight", _AOLRescaling(groups))
+    return layer
+
+
+def _image_shape(input_shape):
+    """``(C, H, W)`` from ``(C, H, W)``, ``(H, W)`` or a square ``(H * W,)``."""
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if shape and all(is_positive_int(v) for v in shape):
+        shape = tuple(int(v) for v in shape)
+        if len(shape) == 3:
+            return shape
+        if len(shape) == 2:
+            return (1, *shape)
+        side = math.isqrt(shape[0])
+        if len(shape) == 1 and side * side == shape[0]:
+            return (1, side, side)
+        if len(shape) == 1:
+            raise ValueError(
+                f"LipschitzCNN needs image-shaped inputs; got rows of "
+                f"{shape[0]} features, which are no square single-channel "
+                "image. Pass the shape of one image as module__input_shape="
+                "(C, H, W), or reshape X to (n_samples, C, H, W)."
+            )
+    raise ValueError(
+        "input_shape must be (C, H, W), (H, W) or (H * W,) for a square image, "
+        f"of positive ints; got {input_shape!r}. Set it with "
+        "module__input_shape=(C, H, W)."
+    )
+
+
+class LipschitzCNN(nn.Sequential):
+    """A convolutional network whose hidden part is 1-Lipschitz by construction.
+
+    ``Flatten -> Unflatten(1, (C, H, W))``, then for each entry of
+    ``channels`` an AOL-rescaled ``3 x 3`` convolution (:func:`aol_rescale`,
+    zero padding, operator norm at most 1), :class:`MaxMin` over channel
+    pairs and, while the image's height and width are even, a 2x2
+    ``nn.PixelUnshuffle`` (which halves them and multiplies the channels by
+    4, a permutation of the entries); then ``Flatten``, an orthogonal dense
+    layer and :class:`MaxMin` for each of ``hidden_sizes``
+    (:func:`orthogonalize`), and a plain ``nn.Linear`` to ``n_classes``
+    logits. As for :class:`LipschitzMLP`, ``f_c - f_j`` is then
+    ``||w_c - w_j||``-Lipschitz, the constant of the pairwise certificate,
+    which ``criterion="certified_margin"`` trains for.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of one input: ``(C, H, W)``, ``(H, W)``, or ``(H * W,)`` for
+        flat rows of a square single-channel image. Inputs are reshaped to
+        ``(n, C, H, W)``, so flat rows and image batches both work.
+    n_classes : int
+        Number of logits.
+    channels : sequence of int, default=(32, 64)
+        Output channels of the convolutions, each even (MaxMin pairs them).
+    hidden_sizes : sequence of int, default=(256, 256)
+        Widths of the dense hidden layers, each even.
+    kernel_size : int, default=3
+        Odd size of the square convolution kernels ("same" zero padding).
+    orthogonal_map : {"qr", "cayley", "matrix_exp", "householder"}, default="qr"
+        How the dense hidden weights are kept orthogonal.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_margin.nets import LipschitzCNN, lipschitz_bound
+    >>> net = LipschitzCNN((1, 8, 8), 10, channels=(4,), hidden_sizes=(8,))
+    >>> [type(m).__name__ for m in net][2:6]
+    ['ParametrizedConv2d', 'MaxMin', 'PixelUnshuffle', 'Flatten']
+    >>> hidden = torch.nn.Sequential(*list(net.children())[:-1]).double()
+    >>> bool(lipschitz_bound(hidden, (64,)) <= 1.0 + 1e-6)
+    True
+    """
+
+    def __init__(
+        self,
+        input_shape,
+        n_classes,
+        channels=(32, 64),
+        hidden_sizes=(256, 256),
+        kernel_size=3,
+        orthogonal_map="qr",
+    ):
+        shape = _image_shape(input_shape)
+        if not is_positive_int(n_classes):
+            raise ValueError(f"n_classes must be a positive int, got {n_classes!r}.")
+        for name, sizes in (("channels", channels), ("hidden_sizes", hidden_sizes)):
+            if not all(is_positive_int(k) and k % 2 == 0 for k in tuple(sizes)):
+                raise ValueError(
+                    f"{name} must be positive even ints (MaxMin pairs them), "
+                    f"got {sizes!r}."
+                )
+        if not (is_positive_int(kernel_size) and kernel_size % 2 == 1):
+            raise ValueError(
+                f"kernel_size must be a positive odd int, got {kernel_size!r}."
+            )
+        if orthogonal_map not in _MAPS:
+            raise ValueError(
+                f"orthogonal_map must be one of {', '.join(map(repr, _MAPS))}, "
+                f"got {orthogonal_map!r}."
+            )
+        layers = [nn.Flatten(), nn.Unflatten(1, shape)]
+        c, h, w = shape
+        for out in tuple(channels):
+            conv = nn.Conv2d(c, int(out), kernel_size, padding=kernel_size // 2)
+            layers += [aol_rescale(conv), MaxMin()]
+            c = int(out)
+            if h % 2 == 0 and w % 2 == 0:
+                layers.append(nn.PixelUnshuffle(2))
+                c, h, w = 4 * c, h // 2, w // 2
+        layers.append(nn.Flatten())
+        width = c * h * w
+        for size in tuple(hidden_sizes):
+            layers += [orthogonalize(nn.Linear(width, int(size)), orthogonal_map)]
+            layers.append(MaxMin())
+            width = int(size)
+        layers.append(nn.Linear(width, int(n_classes)))
+        super().__init__(*layers)
+        self.input_shape, self.n_classes = shape, int(n_classes)
+        self.channels = tuple(int(k) for k in channels)
+        self.hidden_sizes = tuple(int(k) for k in hidden_sizes)
+        self.kernel_size, self.orthogonal_map = int(kernel_size), orthogonal_map
+
+    def __reduce__(self):
+        # Parametrized layers do not pickle (only their state_dict): rebuild.
+        args = {
+            "input_shape": self.input_shape,
+            "n_classes": self.n_classes,
+            "channels": self.channels,
+            "hidden_sizes": self.hidden_sizes,
+            "kernel_size": self.kernel_size,
+            "orthogonal_map": self.orthogonal_map,
+        }
+        return _rebuild, (type(self), args, self.state_dict(), self.training)
