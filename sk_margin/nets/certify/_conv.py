@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sk_margin.nets.certify._layers import base_class, type_name, upper
+from sk_margin.nets.certify._peers import peer_layer
 
 __all__ = ["conv2d_spectral_norm_bound"]
 
@@ -166,7 +167,10 @@ def conv2d_spectral_norm_bound(conv, input_hw):
     >>> round(conv2d_spectral_norm_bound(conv, (4, 4)), 6)
     2.0
     """
-    if base_class(conv) is not nn.Conv2d:
+    if (
+        base_class(conv) is not nn.Conv2d
+        and getattr(peer_layer(conv), "base", None) is not nn.Conv2d
+    ):
         raise TypeError(f"conv must be an nn.Conv2d, got {type_name(conv)}.")
     if conv.padding_mode != "zeros":
         raise ValueError(

@@ -33,6 +33,7 @@ from torch.nn.modules import batchnorm, pooling
 
 from sk_margin.nets.certify._conv import conv2d_spectral_norm_bound
 from sk_margin.nets.certify._layers import base_class, type_name, upper
+from sk_margin.nets.certify._peers import peer_layer
 from sk_margin.nets.certify._sorting import group_sort
 from sk_margin.nets.layers._lipschitz_modules import MaxMin
 
@@ -273,7 +274,8 @@ RULES = [
 _RULE_OF = dict(RULES)
 SUPPORTED = (
     ", ".join(type_name(cls) for cls, _ in RULES)
-    + ", deel-torchlip's GroupSort, GroupSort2 and FullSort"
+    + ", deel-torchlip's GroupSort, GroupSort2 and FullSort, SpectralConv2d, "
+    "FrobeniusConv2d, ScaledL2NormPool2d and ScaledAvgPool2d"
 )
 
 
@@ -286,7 +288,8 @@ def layer_rule(layer, *, subclasses=False):
 
     With ``subclasses``, the rule of its closest listed base class (for the
     training-time estimate, which need not be sound). Sorting layers of other
-    libraries are recognised by :func:`group_sort`.
+    libraries are recognised by :func:`group_sort`, their convolutions and
+    scaled poolings by :func:`peer_layer`.
     """
     rule = _RULE_OF.get(base_class(layer))
     if rule is None and subclasses:
@@ -294,7 +297,18 @@ def layer_rule(layer, *, subclasses=False):
         rule = next((_RULE_OF[c] for c in mro if c in _RULE_OF), None)
     if rule is None and group_sort(layer) is not None:
         rule = _group_sort_rule
+    if rule is None:
+        spec = peer_layer(layer)
+        if spec is not None and spec.base in _RULE_OF:
+            rule = functools.partial(_peer_rule, rule=_RULE_OF[spec.base])
     return rule
+
+
+def _peer_rule(layer, in_shape, rule):
+    # A recognised layer: its torch base class's bound, times its scale.
+    scale = peer_layer(layer).scale
+    bound = rule(layer, in_shape)
+    return bound if scale == 1.0 else upper(scale * bound)
 
 
 def config_error(layer):
