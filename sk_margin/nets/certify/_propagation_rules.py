@@ -39,11 +39,21 @@ _POOLS_LINEAR = (
     nn.AdaptiveAvgPool2d,
     nn.AdaptiveAvgPool3d,
 )
-_AFFINE = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, *_POOLS_LINEAR)
+# Pixel (un)shuffles permute their input's entries: linear, entries 0 or 1.
+_PERMUTATIONS = (nn.PixelUnshuffle, nn.PixelShuffle)
+_AFFINE = (
+    nn.Linear,
+    nn.Conv2d,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    *_POOLS_LINEAR,
+    *_PERMUTATIONS,
+)
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Softplus, nn.Tanh, nn.Sigmoid)
 _SUPPORTED = (
     "nn.Linear, nn.Conv2d, nn.BatchNorm1d/2d (eval), average pooling, "
-    "nn.MaxPool2d (no padding or dilation), nn.Flatten, nn.Unflatten, "
+    "nn.MaxPool2d (no padding or dilation), nn.PixelUnshuffle, nn.PixelShuffle, "
+    "nn.Flatten, nn.Unflatten, "
     "nn.Identity, nn.Dropout (eval), nn.ReLU, nn.LeakyReLU (slope in [0, 1]), "
     "nn.Softplus, nn.Tanh, nn.Sigmoid, and sorting of pairs (MaxMin, "
     "deel-torchlip's GroupSort2)"
@@ -419,7 +429,7 @@ def abs_forward(layer, rad):
         if isinstance(layer, nn.modules.batchnorm._BatchNorm):
             scale = batchnorm_scale(layer, exact=True).to(rad)
             return rad * scale.reshape(1, -1, *([1] * (rad.ndim - 2)))
-        return layer(rad)  # reshapes and average pooling: non-negative maps
+        return layer(rad)  # reshapes, average pooling, shuffles: non-negative
 
 
 def abs_transpose(layer, rad, in_shape, out_shape):
@@ -437,4 +447,4 @@ def abs_transpose(layer, rad, in_shape, out_shape):
             out = layer._conv_forward(z, layer.weight.abs(), None)
             (back,) = torch.autograd.grad(out, z, grad_outputs=flat)
         return back.reshape(n, m, *in_shape)
-    return transpose(layer, rad, in_shape, out_shape)  # reshapes, pooling: A >= 0
+    return transpose(layer, rad, in_shape, out_shape)  # reshapes, pools, shuffles

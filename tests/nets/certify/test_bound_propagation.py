@@ -115,6 +115,20 @@ def _networks():
             (1, 8, 8),
         ),
         (
+            "pixel_unshuffle_maxmin",
+            nn.Sequential(
+                nn.Conv2d(1, 4, 3, padding=1),
+                MaxMin(),
+                nn.PixelUnshuffle(2),
+                nn.Conv2d(16, 4, 3, padding=1),
+                nn.ReLU(),
+                nn.PixelShuffle(2),
+                nn.Flatten(),
+                nn.Linear(64, 3),
+            ),
+            (1, 8, 8),
+        ),
+        (
             "batchnorm1d_dropout_adaptive_pool",
             nn.Sequential(
                 nn.Linear(10, 20),
@@ -292,6 +306,27 @@ def test_interval_arithmetic_where_a_backward_pass_is_too_large(monkeypatch):
     for p in points:
         m = _margins(net, p, reference)
         assert torch.all(m[finite] >= cheap[finite] - 1e-10)
+
+
+def test_a_pixel_unshuffle_is_propagated_as_the_permutation_it_is():
+    # The unshuffle before a dense layer equals that layer with its input
+    # columns permuted: both nets must get the same bounds and radii.
+    torch.manual_seed(1)
+    conv, head = nn.Conv2d(1, 4, 3, padding=1), nn.Linear(256, 3)
+    layers = (conv, nn.ReLU(), nn.PixelUnshuffle(2), nn.Flatten(), head)
+    net = nn.Sequential(*layers).double().eval()
+    where = nn.PixelUnshuffle(2)(torch.arange(256.0).reshape(1, 4, 8, 8)).flatten()
+    folded = nn.Linear(256, 3).double()
+    with torch.no_grad():
+        folded.weight[:, where.long()] = head.weight
+        folded.bias.copy_(head.bias)
+    plain = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), folded).eval()
+    X = np.random.default_rng(0).random((6, 1, 8, 8))
+    radii = certify_network(net, X, (1, 8, 8), "bound_propagation")
+    assert np.all(radii > certify_network(net, X, (1, 8, 8), "global_pairwise"))
+    assert_allclose(
+        radii, certify_network(plain, X, (1, 8, 8), "bound_propagation"), rtol=1e-9
+    )
 
 
 def test_unsupported_layers_are_named_and_auto_does_without():
