@@ -57,6 +57,20 @@ def _row(name, y, pred, radii, seconds, **extra):
     return {**row, "train (s)": seconds, **extra}
 
 
+def own_pairwise_radii(module, logits, pred):
+    """The peer's own pairwise certificate, ``min_j (f_c - f_j) / ||w_c - w_j||``.
+
+    Its hidden part taken as 1-Lipschitz, as its layers are built to be.
+    """
+    W = module[-1].weight.detach().numpy()
+    gaps = logits.gather(1, torch.as_tensor(pred)[:, None]).numpy() - logits.numpy()
+    norms = np.linalg.norm(W[pred][:, None] - W[None], axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        own = np.where(norms > 0, gaps / norms, np.inf)
+    own[np.arange(len(pred)), pred] = np.inf
+    return np.maximum(own.min(axis=1), 0.0)
+
+
 def ours(X, y, X_test, y_test, epochs, seed):
     rows = []
     settings = {
@@ -143,15 +157,7 @@ def peers(X, y, X_test, y_test, epochs, seed):
         ours_radii = certify_network(module, Xe, (784,), "auto")
         certify_ms = 1e3 * (time.perf_counter() - start) / len(Xe)
         pairwise = certify_network(module, Xe, (784,), "global_pairwise")
-        # The peer's own pairwise certificate: its hidden part taken as
-        # 1-Lipschitz, as its layers are built to be.
-        W = module[-1].weight.detach().numpy()
-        gaps = logits.gather(1, torch.as_tensor(pred)[:, None]).numpy() - logits.numpy()
-        norms = np.linalg.norm(W[pred][:, None] - W[None], axis=2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            own = np.where(norms > 0, gaps / norms, np.inf)
-        own[np.arange(len(pred)), pred] = np.inf
-        own = np.maximum(own.min(axis=1), 0.0)
+        own = own_pairwise_radii(module, logits, pred)
         name = f"deel-torchlip: HKR alpha={alpha:g} min_margin={min_margin:g}"
         hidden = [
             torch.linalg.matrix_norm(layer.weight.detach(), 2).item()
