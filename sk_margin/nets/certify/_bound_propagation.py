@@ -36,6 +36,7 @@ References
    ReLU networks. ICML 2018.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -126,12 +127,36 @@ class BoundPropagation:
                     zip(self.layers, self.in_shapes, strict=True)
                 )
             ]
-        first = self.nonlinear[0] if self.nonlinear else len(self.layers)
-        self.first = first
-        self.first_row_norms, self.gram, self.first_pair_norms = self._prefix_stats(
-            first
-        )
-        self.spreads = self._lipschitz_spreads()
+        self.first = self.nonlinear[0] if self.nonlinear else len(self.layers)
+
+    # The statistics of the first affine map and the Lipschitz spreads cost
+    # the most to set up (seconds for a wide first convolution): computed on
+    # first use, so that "auto" can ask backward_everywhere for free.
+    @functools.cached_property
+    def _prefix(self):
+        return self._prefix_stats(self.first)
+
+    @property
+    def first_row_norms(self):
+        """Row norms of the affine map before the first non-linear layer."""
+        return self._prefix[0]
+
+    @property
+    def gram(self):
+        """Gram matrix of that map's rows, or None (more outputs than inputs,
+        or more than :data:`_GRAM_MAX`)."""
+        return self._prefix[1]
+
+    @property
+    def first_pair_norms(self):
+        """Norms of the differences of each sorted pair's rows, where the first
+        non-linear layer sorts pairs (else None)."""
+        return self._prefix[2]
+
+    @functools.cached_property
+    def spreads(self):
+        """Lipschitz spreads of the non-linear layers' inputs over the ball."""
+        return self._lipschitz_spreads()
 
     def _is_nonlinear(self, i):
         layer = self.layers[i]
