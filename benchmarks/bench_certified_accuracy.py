@@ -71,6 +71,50 @@ def own_pairwise_radii(module, logits, pred):
     return np.maximum(own.min(axis=1), 0.0)
 
 
+def certify_peer(net, X_test):
+    """The peer's network as it is (float64, eval mode) and, on ``X_test``,
+    its predictions, our "auto" radii, its own radii and our ms per row."""
+    module = net.double().eval()
+    Xe = np.asarray(X_test, dtype=np.float64)
+    with torch.no_grad():
+        logits = module(torch.from_numpy(Xe))
+    pred = logits.argmax(1).numpy()
+    start = time.perf_counter()
+    radii = certify_network(module, Xe, (784,), "auto")
+    certify_ms = 1e3 * (time.perf_counter() - start) / len(Xe)
+    return module, pred, radii, own_pairwise_radii(module, logits, pred), certify_ms
+
+
+def import_peer():
+    """deel-torchlip, or None (with a message) where it is not installed."""
+    try:
+        from deel import torchlip
+    except ImportError:
+        print(
+            "\ndeel-torchlip is not installed: the peer's rows are skipped. "
+            'Install it after the pinned torch: pip install -e ".[peers]".'
+        )
+        return None
+    return torchlip
+
+
+def train_peer(net, loss_fn, X, y, epochs, seed):
+    """The peer's network trained in a plain torch loop (Adam 1e-3, batch 64,
+    the same seeded batches as ours); returns the seconds it took."""
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    onehot = nn.functional.one_hot(yt, 10).float()
+    g = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    net.train()
+    for _ in range(epochs):
+        for batch in torch.randperm(len(Xt), generator=g).split(64):
+            opt.zero_grad()
+            loss_fn(net(Xt[batch]), onehot[batch]).backward()
+            opt.step()
+    return time.perf_counter() - start
+
+
 def ours(X, y, X_test, y_test, epochs, seed):
     rows = []
     settings = {
@@ -114,13 +158,8 @@ def ours(X, y, X_test, y_test, epochs, seed):
 
 
 def peers(X, y, X_test, y_test, epochs, seed):
-    try:
-        from deel import torchlip
-    except ImportError:
-        print(
-            "\ndeel-torchlip is not installed: the peer's rows are skipped. "
-            'Install it after the pinned torch: pip install "sk_margin[peers]".'
-        )
+    torchlip = import_peer()
+    if torchlip is None:
         return []
     rows = []
     for alpha, min_margin in ((10.0, 0.5), (100.0, 2.0)):
@@ -134,30 +173,12 @@ def peers(X, y, X_test, y_test, epochs, seed):
             torchlip.FrobeniusLinear(256, 10),
         )
         loss_fn = torchlip.HKRMulticlassLoss(alpha=alpha, min_margin=min_margin)
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
-        onehot = nn.functional.one_hot(yt, 10).float()
-        g = torch.Generator().manual_seed(seed)
-        start = time.perf_counter()
-        net.train()
-        for _ in range(epochs):
-            for batch in torch.randperm(len(Xt), generator=g).split(64):
-                opt.zero_grad()
-                loss_fn(net(Xt[batch]), onehot[batch]).backward()
-                opt.step()
-        seconds = time.perf_counter() - start
+        seconds = train_peer(net, loss_fn, X, y, epochs, seed)
         # Its own network, as it is (float64, eval mode): our engine bounds
         # its layers by their exact norms and recognises its GroupSort2.
-        module = net.double().eval()
+        module, pred, ours_radii, own, certify_ms = certify_peer(net, X_test)
         Xe = np.asarray(X_test, dtype=np.float64)
-        with torch.no_grad():
-            logits = module(torch.from_numpy(Xe))
-        pred = logits.argmax(1).numpy()
-        start = time.perf_counter()
-        ours_radii = certify_network(module, Xe, (784,), "auto")
-        certify_ms = 1e3 * (time.perf_counter() - start) / len(Xe)
         pairwise = certify_network(module, Xe, (784,), "global_pairwise")
-        own = own_pairwise_radii(module, logits, pred)
         name = f"deel-torchlip: HKR alpha={alpha:g} min_margin={min_margin:g}"
         hidden = [
             torch.linalg.matrix_norm(layer.weight.detach(), 2).item()

@@ -36,12 +36,18 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from bench_certified_accuracy import RADII, _row, own_pairwise_radii
+from bench_certified_accuracy import (
+    RADII,
+    _row,
+    certify_peer,
+    import_peer,
+    train_peer,
+)
 from bench_net_losses import load_split
 from torch import nn
 
 from sk_margin import MarginNetClassifier
-from sk_margin.nets import LipschitzCNN, LipschitzMLP, certify_network
+from sk_margin.nets import LipschitzCNN, LipschitzMLP
 
 
 def ours(X, y, X_test, y_test, epochs, seed, channels):
@@ -95,40 +101,16 @@ def _peer_cnn(torchlip):
 
 
 def peers(X, y, X_test, y_test, epochs, seed):
-    try:
-        from deel import torchlip
-    except ImportError:
-        print(
-            "\ndeel-torchlip is not installed: the peer's rows are skipped. "
-            'Install it after the pinned torch: pip install -e ".[peers]".'
-        )
+    torchlip = import_peer()
+    if torchlip is None:
         return []
     rows = []
     for alpha, min_margin in ((10.0, 0.5), (100.0, 2.0)):
         torch.manual_seed(seed)
         net = _peer_cnn(torchlip)
         loss_fn = torchlip.HKRMulticlassLoss(alpha=alpha, min_margin=min_margin)
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
-        onehot = nn.functional.one_hot(yt, 10).float()
-        g = torch.Generator().manual_seed(seed)
-        start = time.perf_counter()
-        net.train()
-        for _ in range(epochs):
-            for batch in torch.randperm(len(Xt), generator=g).split(64):
-                opt.zero_grad()
-                loss_fn(net(Xt[batch]), onehot[batch]).backward()
-                opt.step()
-        seconds = time.perf_counter() - start
-        module = net.double().eval()
-        Xe = np.asarray(X_test, dtype=np.float64)
-        with torch.no_grad():
-            logits = module(torch.from_numpy(Xe))
-        pred = logits.argmax(1).numpy()
-        start = time.perf_counter()
-        radii = certify_network(module, Xe, (784,), "auto")
-        certify_ms = 1e3 * (time.perf_counter() - start) / len(Xe)
-        own = own_pairwise_radii(module, logits, pred)
+        seconds = train_peer(net, loss_fn, X, y, epochs, seed)
+        _, pred, radii, own, certify_ms = certify_peer(net, X_test)
         name = f"deel-torchlip CNN: HKR alpha={alpha:g} min_margin={min_margin:g}"
         extra = {
             "ours / own radius (min)": float(np.min(radii[own > 0] / own[own > 0])),
