@@ -213,6 +213,11 @@ class LipschitzCNN(nn.Sequential):
     True
     """
 
+    #: The Lipschitz constant of the hidden part (all but the last layer)
+    #: by construction, which ``criterion="certified_margin"`` trains with;
+    #: the certificates bound every layer from its weights instead.
+    hidden_lipschitz_bound = 1.0
+
     def __init__(
         self,
         input_shape,

@@ -149,6 +149,11 @@ class LipschitzMLP(nn.Sequential):
     1.0
     """
 
+    #: The Lipschitz constant of the hidden part (all but the last layer)
+    #: by construction, which ``criterion="certified_margin"`` trains with;
+    #: the certificates bound every layer from its weights instead.
+    hidden_lipschitz_bound = 1.0
+
     def __init__(
         self, input_dim, n_classes, hidden_sizes=(256, 256), orthogonal_map="qr"
     ):

@@ -554,6 +554,12 @@ _RANGE = r"must be a float in the range \[0.0, inf\)"
         ),
         ("cross_lipschitz", {"lam": -1}, r"'lam' parameter of CrossLipschitzLoss"),
         ("margin_hinge", {"mu": "1"}, r"'mu' parameter of MarginHingeLoss must be"),
+        (
+            "certified_margin",
+            {"lipschitz": "one"},
+            r"'lipschitz' parameter of CertifiedMarginLoss must be a str among",
+        ),
+        ("certified_margin", {"lipschitz": 0.0}, r"'lipschitz' parameter"),
     ],
 )
 def test_bad_hyperparameters_are_refused_when_the_loss_is_built(name, params, match):
@@ -615,3 +621,32 @@ def test_certified_margin_is_the_cross_entropy_of_the_pairwise_radii():
     assert_allclose(got, np.mean(terms), rtol=1e-6)
     with pytest.raises(ValueError, match="last layer is nn.Linear"):
         loss(net(X), y, X=X, module=nn.Sequential(nn.Linear(D, K), nn.ReLU()))
+
+
+def test_certified_margin_divides_by_the_constant_it_is_told():
+    # "auto": a Lipschitz-by-construction module's own constant (1), not the
+    # estimate of its layers' norms; a float: that constant.
+    from sk_margin.nets import LipschitzMLP
+
+    torch.manual_seed(0)
+    net = LipschitzMLP(D, K, hidden_sizes=(8,)).double()
+    with torch.no_grad():
+        net[1].parametrizations.weight.original.mul_(0.5)  # still orthogonal
+    X, y = _data()
+    hidden = nn.Sequential(*list(net.children())[:-1])
+    one = CertifiedMarginLoss(lipschitz=1.0)(net(X), y, X=X, module=net)
+    auto = CertifiedMarginLoss()(net(X), y, X=X, module=net)
+    assert_allclose(auto.item(), one.item(), rtol=1e-12)
+    # Halving L doubles every radius: temperature (margin - 2 r) is
+    # (2 temperature) (margin / 2 - r).
+    half = CertifiedMarginLoss(3.0, 2.0, lipschitz=0.5)(net(X), y, X=X, module=net)
+    same = CertifiedMarginLoss(1.5, 4.0, lipschitz=1.0)(net(X), y, X=X, module=net)
+    assert_allclose(half.item(), same.item(), rtol=1e-12)
+    estimate = CertifiedMarginLoss(lipschitz="estimate")
+    for _ in range(50):
+        estimate._estimator(hidden)
+    got = estimate(net(X), y, X=X, module=net).item()
+    assert_allclose(got, one.item(), rtol=1e-4)  # orthogonal layers: L = 1
+    # A plain network declares nothing: "auto" estimates.
+    plain = nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, K)).double()
+    assert not hasattr(plain, "hidden_lipschitz_bound")
