@@ -78,7 +78,7 @@ class CertifiedMarginLoss(MarginLoss):
     constant per class pair, in the radius form of Lipschitz-margin training
     (Tsuzuku, Sato & Sugiyama 2018). On MNIST-5k (4,000 training digits, 30
     epochs) a ``LipschitzMLP`` 784-256-256-10 trained with the defaults
-    reached 94.7% clean accuracy and 90.7% / 74.6% / 55.4% certified
+    reached 94.1% clean accuracy and 90.8% / 74.9% / 56.0% certified
     accuracy at l2 radii 0.3 / 1.0 / 1.58
     (``benchmarks/bench_certified_accuracy.py``; the user guide compares it
     with deel-torchlip).
