@@ -123,6 +123,17 @@ def test_the_peers_cnn_is_certified_as_trained_and_as_exported():
     hidden = torch.nn.Sequential(*list(net.children())[:-1])
     assert lipschitz_bound(hidden, (64,)) <= 1 + 1e-6
     assert np.all(radii > 0)
+    # At least its own pairwise certificate (its hidden part taken as
+    # 1-Lipschitz), up to its power iteration's error: its layers' exact
+    # norms exceed 1 by at most 1e-6.
+    with torch.no_grad():
+        logits = net(torch.from_numpy(X))
+    pred = logits.argmax(1)
+    W = net[-1].weight.detach()
+    gaps = logits.gather(1, pred[:, None]) - logits
+    norms = (W[pred][:, None] - W[None]).norm(dim=2)
+    own = torch.where(norms > 0, gaps / norms, torch.inf).min(dim=1).values
+    assert np.all(radii >= own.numpy() * (1 - 1e-6))
     exported = net.vanilla_export().double().eval()
     assert any(isinstance(m, nn.LPPool2d) for m in exported.modules())
     np.testing.assert_allclose(certify_network(exported, X, (64,)), radii, rtol=1e-6)
