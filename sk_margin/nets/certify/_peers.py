@@ -51,11 +51,11 @@ class PeerLayerSpec:
 
 
 def _scale(layer, base):
+    if base is nn.Conv2d:  # k_coef_lip is a parametrization of the weight
+        return 1.0
     k = getattr(layer, "_coefficient_lip", 1.0)
     if base is nn.AvgPool2d:  # times sqrt(window size), the peer's own factor
         k = k * getattr(layer, "scalingFactor", 1.0)
-    if base is nn.Conv2d:  # k_coef_lip is a parametrization of the weight
-        k = 1.0
     return k
 
 

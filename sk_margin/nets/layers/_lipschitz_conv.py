@@ -24,10 +24,11 @@ from torch import nn
 
 from sk_margin._validation import is_positive_int
 from sk_margin.nets.layers._lipschitz_modules import (
-    _MAPS,
     MaxMin,
-    _rebuild,
-    orthogonalize,
+    _check_even_sizes,
+    _check_orthogonal_map,
+    _orthogonal_dense,
+    _RebuiltWhenUnpickled,
 )
 
 __all__ = ["LipschitzCNN", "aol_rescale"]
@@ -171,7 +172,7 @@ def _image_shape(input_shape):
     )
 
 
-class LipschitzCNN(nn.Sequential):
+class LipschitzCNN(_RebuiltWhenUnpickled, nn.Sequential):
     """A convolutional network whose hidden part is 1-Lipschitz by construction.
 
     ``Flatten -> Unflatten(1, (C, H, W))``, then for each entry of
@@ -232,51 +233,35 @@ class LipschitzCNN(nn.Sequential):
         shape = _image_shape(input_shape)
         if not is_positive_int(n_classes):
             raise ValueError(f"n_classes must be a positive int, got {n_classes!r}.")
-        for name, sizes in (("channels", channels), ("hidden_sizes", hidden_sizes)):
-            if not all(is_positive_int(k) and k % 2 == 0 for k in tuple(sizes)):
-                raise ValueError(
-                    f"{name} must be positive even ints (MaxMin pairs them), "
-                    f"got {sizes!r}."
-                )
+        channels = _check_even_sizes("channels", channels)
+        hidden_sizes = _check_even_sizes("hidden_sizes", hidden_sizes)
         if not (is_positive_int(kernel_size) and kernel_size % 2 == 1):
             raise ValueError(
                 f"kernel_size must be a positive odd int, got {kernel_size!r}."
             )
-        if orthogonal_map not in _MAPS:
-            raise ValueError(
-                f"orthogonal_map must be one of {', '.join(map(repr, _MAPS))}, "
-                f"got {orthogonal_map!r}."
-            )
+        _check_orthogonal_map(orthogonal_map)
         layers = [nn.Flatten(), nn.Unflatten(1, shape)]
         c, h, w = shape
-        for out in tuple(channels):
-            conv = nn.Conv2d(c, int(out), kernel_size, padding=kernel_size // 2)
+        for out in channels:
+            conv = nn.Conv2d(c, out, kernel_size, padding=kernel_size // 2)
             layers += [aol_rescale(conv), MaxMin()]
-            c = int(out)
+            c = out
             if h % 2 == 0 and w % 2 == 0:
                 layers.append(nn.PixelUnshuffle(2))
                 c, h, w = 4 * c, h // 2, w // 2
-        layers.append(nn.Flatten())
-        width = c * h * w
-        for size in tuple(hidden_sizes):
-            layers += [orthogonalize(nn.Linear(width, int(size)), orthogonal_map)]
-            layers.append(MaxMin())
-            width = int(size)
-        layers.append(nn.Linear(width, int(n_classes)))
-        super().__init__(*layers)
+        dense, width = _orthogonal_dense(c * h * w, hidden_sizes, orthogonal_map)
+        super().__init__(
+            *layers, nn.Flatten(), *dense, nn.Linear(width, int(n_classes))
+        )
         self.input_shape, self.n_classes = shape, int(n_classes)
-        self.channels = tuple(int(k) for k in channels)
-        self.hidden_sizes = tuple(int(k) for k in hidden_sizes)
+        self.channels, self.hidden_sizes = channels, hidden_sizes
         self.kernel_size, self.orthogonal_map = int(kernel_size), orthogonal_map
 
-    def __reduce__(self):
-        # Parametrized layers do not pickle (only their state_dict): rebuild.
-        args = {
-            "input_shape": self.input_shape,
-            "n_classes": self.n_classes,
-            "channels": self.channels,
-            "hidden_sizes": self.hidden_sizes,
-            "kernel_size": self.kernel_size,
-            "orthogonal_map": self.orthogonal_map,
-        }
-        return _rebuild, (type(self), args, self.state_dict(), self.training)
+    _init_args = (
+        "input_shape",
+        "n_classes",
+        "channels",
+        "hidden_sizes",
+        "kernel_size",
+        "orthogonal_map",
+    )

@@ -105,18 +105,56 @@ def orthogonalize(layer, orthogonal_map="qr"):
     layer : torch.nn.Linear
         The same layer, whose ``weight`` has spectral norm 1.
     """
-    if orthogonal_map not in _MAPS:
-        raise ValueError(
-            f"orthogonal_map must be one of {', '.join(map(repr, _MAPS))}, got "
-            f"{orthogonal_map!r}."
-        )
+    _check_orthogonal_map(orthogonal_map)
     if orthogonal_map == "qr":
         parametrize.register_parametrization(layer, "weight", _QROrthogonal())
         return layer
     return parametrizations.orthogonal(layer, orthogonal_map=orthogonal_map)
 
 
-class LipschitzMLP(nn.Sequential):
+def _check_orthogonal_map(orthogonal_map):
+    if orthogonal_map not in _MAPS:
+        raise ValueError(
+            f"orthogonal_map must be one of {', '.join(map(repr, _MAPS))}, got "
+            f"{orthogonal_map!r}."
+        )
+
+
+def _check_even_sizes(name, sizes):
+    """``sizes`` as a tuple of ints, each positive and even (MaxMin pairs)."""
+    sizes = tuple(sizes)
+    if not all(is_positive_int(k) and k % 2 == 0 for k in sizes):
+        raise ValueError(
+            f"{name} must be positive even ints (MaxMin pairs them), got {sizes!r}."
+        )
+    return tuple(int(k) for k in sizes)
+
+
+def _orthogonal_dense(width, sizes, orthogonal_map):
+    """An orthogonal ``nn.Linear`` and :class:`MaxMin` per size; the last width."""
+    layers = []
+    for size in sizes:
+        layers += [orthogonalize(nn.Linear(width, size), orthogonal_map), MaxMin()]
+        width = size
+    return layers, width
+
+
+class _RebuiltWhenUnpickled:
+    """Pickled as its constructor arguments and state, rebuilt on loading.
+
+    torch refuses to pickle parametrized layers (only their ``state_dict``),
+    and a fitted estimator must pickle. ``_init_args`` names the constructor
+    arguments, each stored as an attribute of that name.
+    """
+
+    _init_args = ()
+
+    def __reduce__(self):
+        args = {name: getattr(self, name) for name in self._init_args}
+        return _rebuild, (type(self), args, self.state_dict(), self.training)
+
+
+class LipschitzMLP(_RebuiltWhenUnpickled, nn.Sequential):
     """A fully connected network whose hidden part is 1-Lipschitz by construction.
 
     ``Flatten``, then for each hidden size an orthogonal ``nn.Linear`` (its
@@ -160,40 +198,18 @@ class LipschitzMLP(nn.Sequential):
         for name, value in (("input_dim", input_dim), ("n_classes", n_classes)):
             if not is_positive_int(value):
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        sizes = tuple(hidden_sizes)
-        if not all(is_positive_int(k) and k % 2 == 0 for k in sizes):
-            raise ValueError(
-                "hidden_sizes must be positive even ints (MaxMin pairs the "
-                f"features), got {hidden_sizes!r}."
-            )
-        if orthogonal_map not in _MAPS:
-            raise ValueError(
-                f"orthogonal_map must be one of {', '.join(map(repr, _MAPS))}, "
-                f"got {orthogonal_map!r}."
-            )
-        layers, width = [nn.Flatten()], int(input_dim)
-        for size in sizes:
-            layers += [orthogonalize(nn.Linear(width, size), orthogonal_map), MaxMin()]
-            width = size
-        layers.append(nn.Linear(width, int(n_classes)))
-        super().__init__(*layers)
+        sizes = _check_even_sizes("hidden_sizes", hidden_sizes)
+        _check_orthogonal_map(orthogonal_map)
+        hidden, width = _orthogonal_dense(int(input_dim), sizes, orthogonal_map)
+        super().__init__(nn.Flatten(), *hidden, nn.Linear(width, int(n_classes)))
         self.input_dim, self.n_classes = int(input_dim), int(n_classes)
         self.hidden_sizes, self.orthogonal_map = sizes, orthogonal_map
 
-    def __reduce__(self):
-        # torch refuses to pickle parametrized layers (only their state_dict),
-        # and a fitted estimator must pickle: rebuild from the arguments.
-        args = {
-            "input_dim": self.input_dim,
-            "n_classes": self.n_classes,
-            "hidden_sizes": self.hidden_sizes,
-            "orthogonal_map": self.orthogonal_map,
-        }
-        return _rebuild, (type(self), args, self.state_dict(), self.training)
+    _init_args = ("input_dim", "n_classes", "hidden_sizes", "orthogonal_map")
 
 
 def _rebuild(cls, args, state, training):
-    """A :class:`LipschitzMLP` from its arguments and state (for pickle)."""
+    """A Lipschitz module from its arguments and state (for pickle)."""
     module = cls(**args)
     ref = next(iter(state.values()))
     module.to(device=ref.device, dtype=ref.dtype)
