@@ -4,11 +4,11 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sk_margin.nets.certify._layers import base_class, type_name, upper
 from sk_margin.nets.certify._peers import peer_layer
+from sk_margin.nets.layers._lipschitz_conv import autocorrelation
 
 __all__ = ["conv2d_spectral_norm_bound"]
 
@@ -71,9 +71,7 @@ def _gram_bound(weight, groups, n_iter=50):
     best = 0.0
     for kernel in weight.chunk(groups, dim=0):
         c_out, c_in, kh, kw = kernel.shape
-        K = kernel.transpose(0, 1)  # (c_in, c_out, kh, kw)
-        G = F.conv2d(K, K, padding=(kh - 1, kw - 1))
-        A = F.conv2d(K.abs(), K.abs(), padding=(kh - 1, kw - 1))
+        G, A = autocorrelation(kernel), autocorrelation(kernel.abs())
         n, m = c_out * kh * kw, G[0, 0].numel()
         M = G.abs().sum(dim=(2, 3)) + 1.01 * n * eps * A.sum(dim=(2, 3))
         M = M * (1.0 + 1.01 * m * eps)

@@ -34,20 +34,24 @@ from sk_margin.nets.layers._lipschitz_modules import (
 __all__ = ["LipschitzCNN", "aol_rescale"]
 
 
-def _conv_gram_row_sums(kernel, groups):
-    """``sum_{j, delta} |G[i, j, delta]|`` per input channel ``i`` (per group).
+def autocorrelation(kernel):
+    """``G[i, j, delta] = sum_{o, p} P[o, i, p] P[o, j, p + delta]``.
 
-    ``G[i, j, delta] = sum_{o, p} P[o, i, p] P[o, j, p + delta]`` is the
-    kernel's autocorrelation, the kernel of ``C^T C``; shape of the result
-    ``(groups, c_in / groups)``.
+    The kernel of ``C^T C`` for the convolution ``C`` with kernel ``P`` (one
+    group, shape ``(c_out, c_in, kh, kw)``) on the infinite plane: a
+    convolution of the kernel with itself, shape ``(c_in, c_in, 2 kh - 1,
+    2 kw - 1)``.
     """
-    sums = []
-    for part in kernel.chunk(groups, dim=0):
-        _, _, kh, kw = part.shape
-        K = part.transpose(0, 1)
-        G = F.conv2d(K, K, padding=(kh - 1, kw - 1))
-        sums.append(G.abs().sum(dim=(1, 2, 3)))
-    return torch.stack(sums)
+    _, _, kh, kw = kernel.shape
+    K = kernel.transpose(0, 1)
+    return F.conv2d(K, K, padding=(kh - 1, kw - 1))
+
+
+def _conv_gram_row_sums(kernel, groups):
+    """``sum_{j, delta} |G[i, j, delta]|`` per input channel ``i`` (per group),
+    shape ``(groups, c_in / groups)``; ``G`` the :func:`autocorrelation`."""
+    parts = kernel.chunk(groups, dim=0)
+    return torch.stack([autocorrelation(P).abs().sum(dim=(1, 2, 3)) for P in parts])
 
 
 def _inverse_sqrt(s):
