@@ -8,6 +8,7 @@ from sk_margin.certify import (
     linf_lipschitz_radius,
     lipschitz_margin_radius,
     local_lipschitz_radius,
+    proved_radius_search,
     search_radius,
     second_order_radius,
 )
@@ -229,3 +230,62 @@ def test_search_radius_grows_unbounded_rows_to_a_finite_cap():
 
     r = search_radius(evaluate, np.array([np.inf, 0.0]), n_steps=10)
     assert r[0] == 2.0**10 and r[1] == 0.0
+
+
+def _proving_certificate(roots, calls):
+    """psi(R) = root - (R - root) * 2 above the root, proved up to min(R, psi).
+
+    Decreasing in R, with its fixed point at ``root``, like the radii bound
+    propagation proves at R.
+    """
+
+    def evaluate(R, idx):
+        calls.append(len(idx))
+        root = roots[idx]
+        return np.where(R <= root, root + 0.5 * (root - R), root - 2.0 * (R - root))
+
+    return evaluate
+
+
+def test_proved_radius_search_ends_at_the_fixed_point_in_few_checks():
+    rng = np.random.default_rng(0)
+    roots = rng.random(100) + 0.05
+    calls = []
+    evaluate = _proving_certificate(roots, calls)
+    upper = roots * rng.uniform(1.3, 3.0, 100)
+    r = proved_radius_search(evaluate, upper, rtol=5e-3, check_lower=False)
+    assert np.all(r <= roots)  # a proved radius never passes the root
+    assert np.all(r >= roots * (1 - 5e-3))
+    assert sum(calls) / len(roots) <= 5
+    # Every radius returned was proved: min(R, psi(R)) of some check.
+    bisect_calls = []
+    bisect_radius(
+        lambda R, idx: _proving_certificate(roots, bisect_calls)(R, idx) >= R,
+        upper,
+        n_steps=20,
+        rtol=5e-3,
+    )
+    assert sum(bisect_calls) > 1.5 * sum(calls)
+
+
+def test_proved_radius_search_keeps_lower_and_grows_unbounded_rows():
+    roots = np.array([1.0, 1.0, 3.0])
+    calls = []
+    evaluate = _proving_certificate(roots, calls)
+    # Row 0 starts above its root: one check fails at lower and it keeps it;
+    # row 2 has no upper end: it doubles from 2 * lower until a check fails.
+    lower = np.array([1.5, 0.2, 0.5])
+    r = proved_radius_search(evaluate, np.array([4.0, 4.0, np.inf]), lower=lower)
+    assert r[0] == lower[0]
+    assert roots[1] * (1 - 5e-3) <= r[1] <= roots[1]
+    assert roots[2] * (1 - 5e-3) <= r[2] <= roots[2]
+
+
+def test_proved_radius_search_returns_only_what_checks_proved():
+    # psi says "certified far beyond" on one side only: the search may
+    # believe it, but never returns more than a check proved.
+    def evaluate(R, idx):
+        return np.where(R < 0.3, 10.0, 0.1)
+
+    r = proved_radius_search(evaluate, np.array([1.0, 0.0]), check_lower=False)
+    assert 0.0 < r[0] < 0.3 and r[1] == 0.0

@@ -282,6 +282,13 @@ class _MaxPoolRelaxation:
         self.pool, self.best = pool, best
         self.stable, self.top = stable[:, None, :, 0, :], top[:, None, :, 0, :]
 
+    def take(self, rows):
+        """The relaxation of some rows only."""
+        taken = object.__new__(_MaxPoolRelaxation)
+        taken.pool, taken.best = self.pool, self.best[rows]
+        taken.stable, taken.top = self.stable[rows], self.top[rows]
+        return taken
+
     def backward(self, lam, lower):
         """Coefficients ``lam`` (n, m, c, L) on the outputs -> on the inputs."""
         n, m, c, length = lam.shape

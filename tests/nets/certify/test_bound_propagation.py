@@ -8,6 +8,8 @@ the layers' inputs; in 2-D the certified radius never exceeds the distance to
 the decision boundary measured on a dense grid.
 """
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -404,3 +406,49 @@ def test_lipschitz_intervals_only_ever_tighten_the_bounds(name, monkeypatch):
     assert torch.all(lower[finite] >= engine.margin_bounds(x, R, reference)[finite])
     for i, (lo, hi) in with_spreads.items():
         assert torch.all(lo >= without[i][0]) and torch.all(hi <= without[i][1])
+
+
+@pytest.mark.parametrize(
+    "name", ["mlp_relu", "mlp_leaky_relu", "pixel_unshuffle_maxmin"]
+)
+@torch.no_grad()
+def test_unstable_neurons_are_as_tight_as_a_full_backward_pass(name):
+    # The engine runs backward passes for the neurons that can change state
+    # only (the others' relaxation is exact whatever their interval): their
+    # intervals are at least as tight as a full pass over every neuron.
+    net, shape = next((n, s) for k, n, s in NETWORKS if k == name)
+    engine = BoundPropagation(net, shape)
+    x = torch.rand((3, *shape), dtype=torch.float64)
+    R = torch.full((3,), 0.3, dtype=torch.float64)
+    relaxations, intervals, first_centre = engine.bounds(x, R)
+    later = [i for i in engine.nonlinear[1:] if engine._piecewise(i)]
+    assert later, name
+    for i in later:
+        lo, hi = intervals[i]
+        shape_i = engine.in_shapes[i]
+        eye = torch.eye(math.prod(shape_i), dtype=torch.float64)
+        eye = eye.reshape(1, -1, *shape_i)
+        args = (eye, i, relaxations, x, R, first_centre)
+        full_lo = engine._backward(*args).reshape(lo.shape)
+        full_hi = engine._backward(*args, lower=False).reshape(hi.shape)
+        unstable = (lo < 0) & (hi > 0)
+        assert unstable.any()
+        assert torch.all(lo[unstable] >= full_lo[unstable] - 1e-12)
+        assert torch.all(hi[unstable] <= full_hi[unstable] + 1e-12)
+
+
+def test_a_point_where_every_relu_is_off_is_still_certified():
+    # At x = 0 no ReLU is active, so the network is locally constant and its
+    # gradient vanishes; the decision changes where relu(w x - b) = c / 2,
+    # at |x| = (b + c / 2) / w. The search must not stop at 0 for want of a
+    # first-order estimate.
+    w, b, c = 2.0, 1.0, 1.0
+    net = nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 2)).double().eval()
+    with torch.no_grad():
+        net[0].weight.fill_(w)
+        net[0].bias.fill_(-b)
+        net[2].weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        net[2].bias.copy_(torch.tensor([0.0, c]))
+    radius = bound_propagation_radius(net, np.zeros((1, 1)), (1,))
+    exact = (b + c / 2) / w
+    assert exact * 0.9 <= radius[0] <= exact
