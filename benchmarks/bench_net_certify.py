@@ -9,7 +9,10 @@ batch 64, ``--epochs`` epochs):
 * ``mlp2_ce``: 784-256-256-10, cross-entropy;
 * ``mlp2_lmt``: 784-256-256-10, LMT with ``eps=0.5``;
 * ``cnn_ce``: the default ``SmallCNN`` (two 3x3 convolutions with average
-  pooling, 128 hidden units), cross-entropy.
+  pooling, 128 hidden units), cross-entropy;
+* ``cnn_lclmt``: the same ``SmallCNN`` trained with ``lc_lmt`` (``eps=0.5``,
+  10 epochs);
+* ``cnn_lipschitz``: ``LipschitzCNN`` with ``certified_margin`` (10 epochs).
 
 On the first ``--n-eval`` correctly classified test digits, the mean certified
 l2 radius of
@@ -31,7 +34,11 @@ row of each method next to ``predict``.
 
 Targets (issue 9): bound propagation at least 5x the global radius on
 ``mlp2_ce``; at least 0.5 of the attack distance on ``mlp1_ce``; ``auto``
-never below ``global``; no violation.
+never below ``global``; no violation. Issue 19: on the CNNs, ``auto`` at
+least 0.3 of the attack distance with a margin loss (``cnn_lclmt``) and 2x
+the global radius with cross-entropy (``cnn_ce``), at most 100 ms per digit;
+``auto`` at most 10 ms per row on ``mlp2_ce`` and 5x ``predict`` on the
+1-Lipschitz net.
 
 torch runs on one thread (``--threads``), as in ``bench_net_losses.py``.
 
@@ -51,7 +58,7 @@ from bench_net_losses import load_split
 
 from sk_margin import MarginNetClassifier, box_constrained_attack
 from sk_margin.attacks import generate_adversarial
-from sk_margin.nets import SmallCNN
+from sk_margin.nets import LipschitzCNN, SmallCNN
 
 MODELS = {
     "mlp1_ce": {"module__hidden_sizes": (256,)},
@@ -66,13 +73,27 @@ MODELS = {
         "module__input_shape": (1, 28, 28),
         "module__n_classes": 10,
     },
+    "cnn_lclmt": {
+        "module": SmallCNN,
+        "module__input_shape": (1, 28, 28),
+        "module__n_classes": 10,
+        "criterion": "lc_lmt",
+        "criterion__eps": 0.5,
+        "max_epochs": 10,
+    },
+    "cnn_lipschitz": {
+        "module": LipschitzCNN,
+        "criterion": "certified_margin",
+        "max_epochs": 10,
+    },
 }
 GLOBAL = ("global_pairwise", "global_l2", "global_linf")
 
 
 def _train(params, X, y, epochs, random_state):
+    params = {"max_epochs": epochs, **params}
     net = MarginNetClassifier(
-        max_epochs=epochs, lr=1e-3, batch_size=64, random_state=random_state, **params
+        lr=1e-3, batch_size=64, random_state=random_state, **params
     )
     start = time.perf_counter()
     net.fit(X, y)
@@ -152,6 +173,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--n-eval", type=int, default=100)
+    parser.add_argument(
+        "--n-eval-cnn", type=int, default=30, help="test digits for the CNNs"
+    )
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=None)
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -171,9 +195,11 @@ def main(argv=None):
             MODELS[name], X_train, y_train, args.epochs, args.random_state
         )
         acc = net.score(X_test, y_test)
-        print(f"{name}: trained {args.epochs} epochs in {fit_time:.1f} s, "
+        epochs = MODELS[name].get("max_epochs", args.epochs)
+        print(f"{name}: trained {epochs} epochs in {fit_time:.1f} s, "
               f"test accuracy {100 * acc:.1f}%")  # fmt: skip
-        r, s = evaluate(name, net, X_test[: args.n_eval], y_test[: args.n_eval])
+        n_eval = args.n_eval_cnn if name.startswith("cnn") else args.n_eval
+        r, s = evaluate(name, net, X_test[:n_eval], y_test[:n_eval])
         for row in r:
             print(
                 f"  {row['method']:18s} radius / attack "
@@ -202,6 +228,25 @@ def main(argv=None):
         checks.append(
             ("auto >= 0.5 of the attack distance on mlp1_ce", ratio >= 0.5, ratio)
         )
+    models = table.index.get_level_values(0)
+    if "mlp2_ce" in models:
+        cost = table.loc[("mlp2_ce", "auto"), "ms / row"]
+        checks.append(("auto <= 10 ms per row on mlp2_ce", cost <= 10, cost))
+    if "cnn_ce" in models:
+        ratio = by["cnn_ce", "auto"] / by["cnn_ce", "global"]
+        checks.append(("auto >= 2x global on cnn_ce", ratio >= 2, ratio))
+    if "cnn_lclmt" in models:
+        ratio = table.loc[("cnn_lclmt", "auto"), "radius / attack"]
+        checks.append(
+            ("auto >= 0.3 of the attack distance on cnn_lclmt", ratio >= 0.3, ratio)
+        )
+    for name in ("cnn_ce", "cnn_lclmt"):
+        if name in models:
+            cost = table.loc[(name, "auto"), "ms / row"]
+            checks.append((f"auto <= 100 ms per digit on {name}", cost <= 100, cost))
+    if "cnn_lipschitz" in models:
+        cost = table.loc[("cnn_lipschitz", "auto"), "x predict"]
+        checks.append(("auto <= 5x predict on cnn_lipschitz", cost <= 5, cost))
     checks.append(
         ("no violation", table["violations"].sum() == 0, table["violations"].sum())
     )

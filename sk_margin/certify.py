@@ -301,8 +301,16 @@ def proved_radius_search(
                 f_held[active] - f_fail[active]
             )
         nxt = 0.5 * (a + b)
-        nxt = np.where((falsi > a) & (falsi < b), falsi, nxt)
-        nxt = np.where((secant > a) & (secant < b), secant, nxt)
+        # Safeguarded: a step must cut at least a tenth off the bracket.
+        low, high = a + 0.1 * (b - a), b - 0.1 * (b - a)
+        nxt = np.where((falsi > a) & (falsi < b), np.clip(falsi, low, high), nxt)
+        ok_secant = (secant > a) & (secant < b)
+        nxt = np.where(ok_secant, np.clip(secant, low, high), nxt)
+        # Far from the fixed point psi can be far from linear (a hockey
+        # stick on convolutional nets): halve the bracket's ratio instead.
+        with np.errstate(invalid="ignore"):
+            wide = (a > 0) & (b > 2.0 * a)
+        nxt = np.where(wide, np.sqrt(a * b), nxt)
         R[active] = np.where(np.isfinite(b), nxt, 2.0 * R[active])
     return lo
 

@@ -300,6 +300,7 @@ def test_interval_arithmetic_where_a_backward_pass_is_too_large(monkeypatch):
     reference = net(x).argmax(1)
     full = BoundPropagation(net, shape).margin_bounds(x, R, reference)
     monkeypatch.setattr(bp, "_BACKWARD_ENTRIES", 0)
+    monkeypatch.setattr(BoundPropagation, "_tightening", lambda self, i: None)
     cheap = BoundPropagation(net, shape).margin_bounds(x, R, reference)
     finite = torch.isfinite(full)
     assert not torch.allclose(cheap[finite], full[finite])  # the other path ran
@@ -452,3 +453,77 @@ def test_a_point_where_every_relu_is_off_is_still_certified():
     radius = bound_propagation_radius(net, np.zeros((1, 1)), (1,))
     exact = (b + c / 2) / w
     assert exact * 0.9 <= radius[0] <= exact
+
+
+def _two_relu_cnn():
+    torch.manual_seed(1)
+    net = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(100, 4),
+    )
+    return net.double().eval(), (1, 10, 10)
+
+
+@torch.no_grad()
+def test_packed_rows_bound_each_neuron_as_its_own_backward_pass(monkeypatch):
+    # Neurons of one channel whose windows never overlap share a backward
+    # row; each must get exactly the bounds of a pass of its own.
+    net, shape = _two_relu_cnn()
+    monkeypatch.setattr(bp, "_BACKWARD_ENTRIES", 0)  # no full pass affordable
+    engine = BoundPropagation(net, shape)
+    i = engine.nonlinear[1]
+    assert engine._tightening(i) == "packed"
+    pack = engine._packing(i)
+    assert 1 < pack.member.shape[0] < pack.positions  # shared, not one per neuron
+    x = torch.rand((3, *shape), dtype=torch.float64)
+    R = torch.full((3,), 0.4, dtype=torch.float64)
+    relaxations, intervals, first_centre = engine.bounds(x, R)
+    lo, hi = engine._interval(intervals, relaxations, i, 3)
+    args = (lo, hi, relaxations, x, R, first_centre)
+    packed = engine._packed_backward(i, *args)
+    single = engine._unstable_backward(i, *args)
+    done = ~torch.isnan(single[0])
+    assert done.sum() > 10
+    assert_allclose(packed[:, done], single[:, done], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("radius", [0.1, 0.5])
+def test_packed_bounds_are_never_beaten_by_sampled_points(monkeypatch, radius):
+    net, shape = _two_relu_cnn()
+    monkeypatch.setattr(bp, "_BACKWARD_ENTRIES", 0)
+    engine = BoundPropagation(net, shape)
+    x = torch.rand((4, *shape), dtype=torch.float64)
+    R = torch.full((4,), radius, dtype=torch.float64)
+    reference = net(x).argmax(1)
+    lower = engine.margin_bounds(x, R, reference)
+    finite = torch.isfinite(lower)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        m = _margins(net, x + _sphere(4, shape, radius, gen), reference)
+        assert torch.all(m[finite] >= lower[finite] - 1e-10)
+
+
+def test_radii_from_reused_lines_hold_on_their_spheres(monkeypatch):
+    # The search reuses intermediate bounds fitted for larger balls: every
+    # radius it returns must still hold (no point of its sphere changes the
+    # decision) and stay close to the radius found without reuse.
+    net, shape = _two_relu_cnn()
+    monkeypatch.setattr(bp, "_BACKWARD_ENTRIES", 0)
+    X = np.random.default_rng(0).random((6, 100))
+    radius = bound_propagation_radius(net, X, shape)
+    assert np.all(radius > 0)
+    x = torch.from_numpy(X).reshape(6, *shape)
+    reference = net(x).argmax(1)
+    gen = torch.Generator().manual_seed(1)
+    r = torch.as_tensor(radius).reshape(6, 1, 1, 1)
+    for _ in range(200):
+        d = _sphere(6, shape, 1.0, gen) * r
+        assert torch.equal(net(x + d).argmax(1), reference)
+    monkeypatch.setattr(bp, "_REUSE", {"packed": 1.0, "unstable": 1.0})
+    fresh = bound_propagation_radius(net, X, shape)
+    assert np.all(radius >= 0.9 * fresh)
