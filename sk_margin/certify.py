@@ -242,11 +242,13 @@ def proved_radius_search(
         bound propagation on ReLU networks was measured at 0.54-0.59 of
         ``psi(0)``).
     check_lower : bool, default=True
-        Whether the first check is at ``lower``, for ``psi(lower)`` as the
-        upper end. False when ``upper`` is already such an estimate (say,
-        ``psi(0)`` computed by other means): the search starts at ``first``
-        of the way up. Rows with ``upper = inf`` start at twice ``lower``
-        (or 1) and double while certified.
+        Whether the first check of the rows with ``lower > 0`` is at
+        ``lower``: a row that fails there stops at once (a certificate that
+        weakens as ``R`` grows certifies nothing larger), the others get
+        ``psi(lower)`` as their upper end. Rows with ``lower = 0``, or all
+        with False, start ``first`` of the way up to ``upper`` (which should
+        then be an estimate of ``psi(0)``). Rows with ``upper = inf`` start
+        at twice ``lower`` (or 1) and double while certified.
 
     Returns
     -------
@@ -277,8 +279,8 @@ def proved_radius_search(
         hi[bad] = R[~ok]
         return ok, psi
 
-    active = np.flatnonzero(hi > 0)
-    if check_lower and active.size:
+    active = np.flatnonzero((hi > 0) & (lo > 0)) if check_lower else []
+    if len(active):
         ok, _ = check(lo[active], active)
         hi[active[~ok]] = lo[active[~ok]]  # fails at lower: nothing larger
     with np.errstate(invalid="ignore"):

@@ -949,7 +949,9 @@ class BoundPropagation:
 
         # The upper end: what a check at radius 0 would say, the distance to
         # the linearised margins (steers the search; every radius returned is
-        # one a check proved).
+        # one a check proved). Rows with a known radius are checked there
+        # first: where bound propagation cannot beat it, one check ends the
+        # row.
         guess = _linearised_radius(self.module, X, reference)
         upper = np.where(gap > 0, np.maximum(guess, lower), 0.0)
         radius = proved_radius_search(
@@ -958,7 +960,6 @@ class BoundPropagation:
             lower=lower,
             n_steps=n_steps,
             rtol=_RTOL,
-            check_lower=False,
         )
         return np.maximum(radius * (1.0 - ROUNDING_SLACK), lower)
 

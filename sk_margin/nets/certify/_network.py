@@ -83,8 +83,13 @@ def certify_network(
         every margin on the ball, each stable neuron's slope fixed (the deep
         form of Proposition 2.2; Fast-Lip, Weng et al. 2018), and Theorem
         2.1 of Hein & Andriushchenko. The radius is the largest ``r`` at
-        which either proves the decision constant, by bisection (to a
-        relative precision of 0.5%). Any network of ``nn.Linear``,
+        which either proves the decision constant, to a relative precision
+        of 0.5%: a propagation for the ball of radius ``R`` holds on every
+        smaller ball and proves ``min(R, psi(R))``, and the search looks for
+        the fixed point ``psi(R) = R``. The intervals of a ReLU layer are
+        tightened only where a neuron can change state; those of a
+        convolutional ReLU layer by backward rows shared by the neurons whose
+        windows never overlap. Any network of ``nn.Linear``,
         ``nn.Conv2d``,
         batch norms, average pooling, ``nn.MaxPool2d`` without padding,
         shape and dropout layers, ReLU, LeakyReLU, Softplus, Tanh or
@@ -98,7 +103,10 @@ def certify_network(
         maximum is); bound propagation starts from the largest of the others
         and only ever raises it. It is left out of ``"auto"`` where the
         intervals of some layer would come from interval arithmetic (wide
-        convolution layers), which rarely beats the global bounds.
+        convolution layers before max pooling, pair sorts or smooth
+        activations), which rarely beats the global bounds, and for rows
+        where the distance to the linearised margins (what a propagation at
+        radius 0 proves) does not exceed the radius already certified.
 
     Every Lipschitz constant is a sound upper bound (:func:`lipschitz_bound`,
     :func:`linf_lipschitz_bound`, :func:`pairwise_lipschitz_bounds`), never

@@ -527,3 +527,23 @@ def test_radii_from_reused_lines_hold_on_their_spheres(monkeypatch):
     monkeypatch.setattr(bp, "_REUSE", {"packed": 1.0, "unstable": 1.0})
     fresh = bound_propagation_radius(net, X, shape)
     assert np.all(radius >= 0.9 * fresh)
+
+
+def test_one_propagation_ends_a_row_that_cannot_beat_its_known_radius(monkeypatch):
+    # "auto" passes the global radius as the known one: where bound
+    # propagation fails there, one check must end the row.
+    name, net, shape = NETWORKS[0]
+    engine = BoundPropagation(net, shape)
+    X = np.random.default_rng(0).random((5, *shape))
+    exact = engine.radius(X)
+    calls = []
+    original = BoundPropagation.margin_lines
+
+    def counted(self, x, *args, **kwargs):
+        calls.append(len(x))
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(BoundPropagation, "margin_lines", counted)
+    known = 1.5 * exact
+    assert_allclose(engine.radius(X, lower=known), known)
+    assert sum(calls) == len(X)
