@@ -393,6 +393,10 @@ class BoundPropagation:
         costs = [c for c in costs if c <= _BACKWARD_ENTRIES]
         return max([math.prod(self.out_shapes[-1]) * widest, *costs])
 
+    def rows_per_call(self):
+        """How many points one propagation bounds at once."""
+        return max(1, _BATCH_ENTRIES // self.entries_per_row())
+
     def _backward_cost(self, end):
         neurons = math.prod(self.in_shapes[end])
         widest = max(math.prod(s) for s in self.in_shapes[: end + 1])
@@ -919,7 +923,7 @@ class BoundPropagation:
         lower = (
             np.zeros(len(X)) if lower is None else np.asarray(lower, dtype=np.float64)
         )
-        rows = max(1, _BATCH_ENTRIES // self.entries_per_row())
+        rows = self.rows_per_call()
 
         memo = _LineMemo(len(X))
 

@@ -125,7 +125,9 @@ def certify_network(
         Which certificate. The former names ``"pairwise"``, ``"tsuzuku"``,
         ``"kesidis"`` and ``"local"`` still work, with a FutureWarning.
     batch_size : int, default=1024
-        Rows per batch; the network-wide bounds are computed once.
+        Rows per batch; the network-wide bounds are computed once. Bound
+        propagation takes at most the rows it bounds at once (tens, for
+        networks that cost seconds per row), so the progress bar moves.
     progress : bool, default=False
         Show a progress bar (tqdm, on stderr) over the rows.
 
@@ -159,6 +161,10 @@ def _certify(module, X, input_shape, method, batch_size, progress):
         propagate = BoundPropagation(module, input_shape)
         if not propagate.backward_everywhere:
             propagate = None  # interval arithmetic would rarely beat the rest
+    if propagate is not None:
+        # Bound propagation costs up to seconds per row: batches of the rows
+        # it bounds at once, so that the progress bar moves.
+        batch_size = min(batch_size, propagate.rows_per_call())
     radius = np.empty(len(X))
     with tqdm(total=len(X), desc="certify", unit="rows", disable=not progress) as bar:
         for batch in gen_batches(len(X), batch_size):

@@ -547,3 +547,26 @@ def test_one_propagation_ends_a_row_that_cannot_beat_its_known_radius(monkeypatc
     known = 1.5 * exact
     assert_allclose(engine.radius(X, lower=known), known)
     assert sum(calls) == len(X)
+
+
+def test_the_progress_bar_moves_while_bound_propagation_runs(monkeypatch, capsys):
+    # Bound propagation can take seconds per row: the rows go in batches of
+    # what one propagation bounds at once, not in one batch of 1,024, and
+    # the bar advances after each.
+    name, net, shape = NETWORKS[0]
+    X = np.random.default_rng(0).random((30, *shape))
+    expected = certify_network(net, X, shape, method="bound_propagation")
+    monkeypatch.setattr(bp, "_BATCH_ENTRIES", 4 * 16 * 6)  # a few rows per call
+    sizes = []
+    original = BoundPropagation.radius
+
+    def recorded(self, X, **kwargs):
+        sizes.append(len(X))
+        return original(self, X, **kwargs)
+
+    monkeypatch.setattr(BoundPropagation, "radius", recorded)
+    capsys.readouterr()
+    radius = certify_network(net, X, shape, method="bound_propagation", progress=True)
+    assert_allclose(radius, expected, rtol=1e-9)
+    assert len(sizes) > 3 and sum(sizes) == 30
+    assert "30/30" in capsys.readouterr().err
