@@ -56,6 +56,7 @@ from sk_margin.certify import (
     ROUNDING_SLACK,
     proved_radius_search,
 )
+from sk_margin.margins import first_order_margin
 from sk_margin.nets.certify._layers import (
     eval_mode,
     sequential_layers,
@@ -258,7 +259,7 @@ class BoundPropagation:
             if d * width > 4 * _BATCH_ENTRIES:
                 # Convolutional layers: the norms of the packed rows, per window.
                 pack = self._packing(i) if self._piecewise(i) else None
-                if pack is not None and pack.start == prev + 1:
+                if pack is not None:  # its rows start at prev's output
                     norms = pack.row_norms(prev).reshape(shape_out)
                     spreads[i] = scale * norms * (1.0 + ROUNDING_SLACK)
                 continue
@@ -409,29 +410,23 @@ class BoundPropagation:
         ``memo`` (:class:`_LineMemo`), rows whose radius is at most, and not
         much below, the radius of their stored lines reuse them.
         """
-        compute = torch.ones(len(x), dtype=torch.bool)
-        if memo is not None:
-            stored, reuse = memo.get(i, radius, _REUSE[way])
-            compute = ~reuse
-        if compute.all():
-            rows = slice(None)
-        else:
-            rows = torch.nonzero(compute)[:, 0]
         method = self._unstable_backward if way == "unstable" else self._packed_backward
-        if memo is None or compute.any():
-            taken = relaxations if compute.all() else {
-                j: _take(rel, rows) for j, rel in relaxations.items()
-            }  # fmt: skip
-            fresh = method(i, lo[rows], hi[rows], taken, x[rows], radius[rows],
-                           first_centre[rows])  # fmt: skip
-            if memo is None or compute.all():
-                lines = fresh
-            else:
-                lines = stored
-                lines[:, rows] = fresh
-            if memo is not None:
-                memo.put(i, compute, radius, fresh)
-            return lines
+        args = (relaxations, x, radius, first_centre)
+        if memo is None:
+            return method(i, lo, hi, *args)
+        stored, reuse = memo.get(i, radius, _REUSE[way])
+        if not reuse.any():
+            fresh = method(i, lo, hi, *args)
+            memo.put(i, ~reuse, radius, fresh)
+            return fresh
+        if reuse.all():
+            return stored
+        rows = torch.nonzero(~reuse)[:, 0]
+        taken = {j: _take(rel, rows) for j, rel in relaxations.items()}
+        fresh = method(i, lo[rows], hi[rows], taken, x[rows], radius[rows],
+                       first_centre[rows])  # fmt: skip
+        memo.put(i, ~reuse, radius, fresh)
+        stored[:, rows] = fresh
         return stored
 
     def bounds(self, x, radius, memo=None):
@@ -514,7 +509,7 @@ class BoundPropagation:
             return "unstable"
         if self._packing(i) is not None:
             return "packed"
-        start = max([j + 1 for j in self.nonlinear if j < i], default=0)
+        start = self._after_previous(i)
         size = math.prod(self.in_shapes[i]) * math.prod(self.in_shapes[start])
         return "unstable" if size <= 4 * _BATCH_ENTRIES else None
 
@@ -622,7 +617,7 @@ class BoundPropagation:
         for g, group in enumerate(offsets):
             member[g, group] = True
         # The packed rows, carried back to the previous non-linear layer.
-        start = max([j + 1 for j in self.nonlinear if j < i], default=0)
+        start = self._after_previous(i)
         rows = member.to(self.dtype).reshape(1, len(offsets), 1, height, width)
         eye = torch.eye(channels, dtype=self.dtype).reshape(channels, 1, channels, 1, 1)
         rows = (rows * eye).reshape(1, -1, *shape)  # (channel, group) rows
@@ -676,6 +671,10 @@ class BoundPropagation:
             ])  # fmt: skip
         return lines
 
+    def _after_previous(self, i):
+        """The layer after the last non-linear layer before ``i`` (or 0)."""
+        return max([j + 1 for j in self.nonlinear if j < i], default=0)
+
     def _widest(self, end):
         """Widest layer input before layer ``end``."""
         return max(math.prod(s) for s in self.in_shapes[: end + 1])
@@ -690,7 +689,7 @@ class BoundPropagation:
         """
         if i in self._rows_cache:
             return self._rows_cache[i]
-        start = max([j + 1 for j in self.nonlinear if j < i], default=0)
+        start = self._after_previous(i)
         shape = self.in_shapes[i]
         lam = torch.eye(math.prod(shape), dtype=self.dtype).reshape(1, -1, *shape)
         offset = torch.zeros(lam.shape[1], dtype=self.dtype)
@@ -956,7 +955,7 @@ class BoundPropagation:
         # one a check proved). Rows with a known radius are checked there
         # first: where bound propagation cannot beat it, one check ends the
         # row.
-        guess = _linearised_radius(self.module, X, reference)
+        guess = _linearised_radius(self.module, X)
         upper = np.where(gap > 0, np.maximum(guess, lower), 0.0)
         radius = proved_radius_search(
             proven,
@@ -1087,7 +1086,7 @@ def _take(relaxation, rows):
 
 
 def _line_radius(value, slope):
-    """Largest ``r >= 0`` with ``value - r slope > 0`` (below it, just), per entry.
+    """Largest ``r >= 0`` with ``value - r slope > 0`` (just below it), per entry.
 
     ``inf`` where the line never reaches 0, ``0`` where it starts at or below
     0; NaN stays NaN.
@@ -1109,25 +1108,18 @@ def _intersect(a, b):
     return torch.maximum(a[0], b[0]), torch.minimum(a[1], b[1])
 
 
-def _linearised_radius(module, X, reference):
-    """``min_j g_j(x) / ||grad g_j(x)||``, ``g_j = f_c - f_j`` (an estimate).
+def _linearised_radius(module, X):
+    """The distance to the linearised margins, :func:`first_order_margin`.
 
+    What a propagation at radius 0 proves (an estimate, not a certificate);
     ``inf`` where every gradient vanishes (a constant network).
     """
     with torch.enable_grad():
         x = X.clone().requires_grad_(True)
         out = module(x)
-        top = out.gather(1, reference[:, None])
-        gaps = (top - out).detach()
-        grads = []
-        for j in range(out.shape[1]):
-            (g,) = torch.autograd.grad(out[:, j].sum(), x, retain_graph=True)
-            grads.append(g.flatten(1))
-    grads = torch.stack(grads, 1)  # (n, k, d)
-    top_grad = grads.gather(1, reference[:, None, None].expand(-1, 1, grads.shape[2]))
-    norms = (top_grad - grads).norm(dim=2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = (gaps / norms).numpy()
-    ratio[np.arange(len(X)), reference.numpy()] = np.inf
-    ratio = np.where(np.isnan(ratio), np.inf, ratio)  # 0 / 0: a flat margin
-    return np.clip(ratio.min(axis=1), 0.0, None)
+        grads = [
+            torch.autograd.grad(out[:, j].sum(), x, retain_graph=True)[0].flatten(1)
+            for j in range(out.shape[1])
+        ]
+    jacobian = torch.stack(grads, 1).numpy()
+    return first_order_margin(out.detach().numpy(), jacobian)

@@ -529,6 +529,19 @@ def test_radii_from_reused_lines_hold_on_their_spheres(monkeypatch):
     assert np.all(radius >= 0.9 * fresh)
 
 
+def _record_rows(monkeypatch, method):
+    """Record how many rows each call of ``BoundPropagation.<method>`` gets."""
+    rows = []
+    original = getattr(BoundPropagation, method)
+
+    def recorded(self, x, *args, **kwargs):
+        rows.append(len(x))
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(BoundPropagation, method, recorded)
+    return rows
+
+
 def test_one_propagation_ends_a_row_that_cannot_beat_its_known_radius(monkeypatch):
     # "auto" passes the global radius as the known one: where bound
     # propagation fails there, one check must end the row.
@@ -536,14 +549,7 @@ def test_one_propagation_ends_a_row_that_cannot_beat_its_known_radius(monkeypatc
     engine = BoundPropagation(net, shape)
     X = np.random.default_rng(0).random((5, *shape))
     exact = engine.radius(X)
-    calls = []
-    original = BoundPropagation.margin_lines
-
-    def counted(self, x, *args, **kwargs):
-        calls.append(len(x))
-        return original(self, x, *args, **kwargs)
-
-    monkeypatch.setattr(BoundPropagation, "margin_lines", counted)
+    calls = _record_rows(monkeypatch, "margin_lines")
     known = 1.5 * exact
     assert_allclose(engine.radius(X, lower=known), known)
     assert 0 < sum(calls) <= len(X)  # none where psi(0) is below the known
@@ -557,14 +563,7 @@ def test_the_progress_bar_moves_while_bound_propagation_runs(monkeypatch, capsys
     X = np.random.default_rng(0).random((30, *shape))
     expected = certify_network(net, X, shape, method="bound_propagation")
     monkeypatch.setattr(bp, "_BATCH_ENTRIES", 4 * 16 * 6)  # a few rows per call
-    sizes = []
-    original = BoundPropagation.radius
-
-    def recorded(self, X, **kwargs):
-        sizes.append(len(X))
-        return original(self, X, **kwargs)
-
-    monkeypatch.setattr(BoundPropagation, "radius", recorded)
+    sizes = _record_rows(monkeypatch, "radius")
     capsys.readouterr()
     radius = certify_network(net, X, shape, method="bound_propagation", progress=True)
     assert_allclose(radius, expected, rtol=1e-9)
@@ -582,14 +581,7 @@ def test_no_propagation_where_the_linearised_radius_is_already_certified(
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(5, 3)).double().eval()
     X = np.random.default_rng(0).random((20, 5))
-    calls = []
-    original = BoundPropagation.margin_lines
-
-    def counted(self, x, *args, **kwargs):
-        calls.append(len(x))
-        return original(self, x, *args, **kwargs)
-
-    monkeypatch.setattr(BoundPropagation, "margin_lines", counted)
+    calls = _record_rows(monkeypatch, "margin_lines")
     auto = certify_network(net, X, (5,), method="auto")
     assert not calls
     assert_allclose(auto, certify_network(net, X, (5,), method="global_pairwise"))
