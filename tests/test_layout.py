@@ -20,7 +20,7 @@ import pytest
 import sk_margin
 
 PACKAGE = pathlib.Path(sk_margin.__file__).parent
-SUBPACKAGES = {"kernel", "nets", "attacks", "metrics", "plot", "reproduce"}
+SUBPACKAGES = {"kernel", "nets", "attacks", "metrics", "plot", "reproduce", "detector"}
 SHARED = {"sk_margin._pipeline", "sk_margin._threads", "sk_margin._validation"}
 
 

@@ -561,6 +561,37 @@ class MarginKernelLogReg(ClassifierMixin, BaseEstimator):
         """
         return log_softmax(self._scores(self._validate_X(X)), axis=1)
 
+    def representation(self, X, layer=-1):
+        """The kernel features ``k(c_r, x)`` of which the scores are a linear map.
+
+        The model's one hidden representation: ``f_j(x) = sum_r alpha_jr
+        k(c_r, x) + b_j``, so these features play the part of a network's
+        penultimate activations (see
+        :meth:`sk_margin.MarginNetClassifier.representation`). Used by
+        :class:`~sk_margin.MarginPValueDetector`'s ``representations``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+        layer : {-1, 0}, default=-1
+            The model has a single representation.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_centers)
+            ``exp(-gamma_ ||x - c_r||^2)`` for every centre ``c_r`` of
+            ``centers_``.
+        """
+        X = self._validate_X(X)
+        if isinstance(layer, bool) or layer not in (-1, 0):
+            raise ValueError(
+                f"layer={layer!r} is out of range: {type(self).__name__} has one "
+                "hidden representation (its kernel features), so layer must be "
+                "-1 or 0."
+            )
+        return rbf_kernel(X, self.centers_, gamma=self.gamma_)
+
     def margins(self, X, y=None):
         """Logit margins of the decision scores.
 

@@ -20,15 +20,28 @@ from sklearn.utils.validation import (
 )
 from skorch import NeuralNetClassifier
 from skorch.utils import is_dataset
+from torch import nn
 
 from sk_margin.margins import label_margin, signed_margin
 from sk_margin.nets._training import MarginLossHooks
+from sk_margin.nets.certify._layers import sequential_layers
 from sk_margin.nets.certify._lipschitz import lipschitz_bound
 from sk_margin.nets.certify._network import certify_network
+from sk_margin.nets.certify._sorting import group_sort
 from sk_margin.nets.layers._modules import default_module_for
 from sk_margin.nets.losses import build_loss
 
 __all__ = ["MarginNetClassifier", "softmax"]
+
+# The layers whose outputs are the hidden representations (see
+# MarginNetClassifier.representation): element-wise activations and sorts.
+_ACTIVATIONS = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU,
+    nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Softplus, nn.Tanh, nn.Sigmoid,
+    nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid,
+)  # fmt: skip
+# Rows per forward pass of representation(): bounds the memory of wide layers.
+_REPRESENTATION_ROWS = 1024
 
 
 def _private(obj, name):
@@ -562,6 +575,72 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         ]
         J = torch.stack(rows, dim=1).numpy()
         return J[:, 1] - J[:, 0] if J.shape[1] == 2 else J
+
+    def _hidden_layers(self, module):
+        """Positions, in the layer chain, of the layers that give representations."""
+        layers = [layer for _, layer in sequential_layers(module, check_hooks=False)]
+        hidden = [
+            i
+            for i, layer in enumerate(layers[:-1])
+            if isinstance(layer, _ACTIVATIONS) or group_sort(layer) is not None
+        ]
+        return layers, hidden
+
+    def representation(self, X, layer=-1):
+        """Hidden activations: the output of one of the network's activation layers.
+
+        The network's hidden representations are the outputs of its
+        element-wise activations (``nn.ReLU``, ``nn.Tanh``, ...) and its sorts
+        (:class:`~sk_margin.nets.MaxMin`), in the order they run, each
+        flattened to one row per sample. ``layer=-1``, the default, is the
+        last of them: for the default modules and the Lipschitz networks,
+        the input of the last linear layer (the penultimate activations).
+        The network must be an ``nn.Sequential`` (possibly nested), as every
+        module of :mod:`sk_margin.nets` is. Computed in float64 in eval mode.
+        Used by :class:`~sk_margin.MarginPValueDetector`'s
+        ``representations``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Input data.
+        layer : int, default=-1
+            Which representation, counted from 0 in execution order, or from
+            the end with negative values.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_units)
+            The activations of that layer.
+        """
+        check_is_fitted(self, "module_")
+        if isinstance(layer, bool) or not isinstance(layer, Integral):
+            raise TypeError(f"layer must be an int, got {layer!r}.")
+        X = self._validate_X(X, dtype=np.float64)
+        module = self._module64()
+        layers, hidden = self._hidden_layers(module)
+        if not hidden:
+            raise ValueError(
+                f"{type(self.module_).__name__} has no hidden representation: "
+                "representation() reads the output of an activation layer (such as "
+                "nn.ReLU or MaxMin) of an nn.Sequential network before its last "
+                "layer, and this module has none (or is not an nn.Sequential)."
+            )
+        if not -len(hidden) <= layer < len(hidden):
+            raise ValueError(
+                f"layer={layer} is out of range: {type(self.module_).__name__} has "
+                f"{len(hidden)} hidden representation(s), so layer must be in "
+                f"[{-len(hidden)}, {len(hidden) - 1}]."
+            )
+        stop = hidden[layer] + 1
+        parts = []
+        with torch.no_grad():
+            for start in range(0, max(len(X), 1), _REPRESENTATION_ROWS):
+                z = torch.from_numpy(X[start : start + _REPRESENTATION_ROWS])
+                for mod in layers[:stop]:
+                    z = mod(z)
+                parts.append(z.reshape(len(z), -1).numpy())
+        return np.concatenate(parts)
 
     # ---------------------------------------------------------- margins
     def _signed_margins(self, X, y_idx):

@@ -673,3 +673,17 @@ def test_bad_sample_weight_is_refused(sample_weight, match, small_digits):
         MarginKernelLogReg(n_centers=10).fit(
             X[:40], y[:40], sample_weight=sample_weight
         )
+
+
+def test_representation_is_the_kernel_features_of_the_scores(
+    fitted_digits, small_digits
+):
+    _, X_test, _, _ = small_digits
+    model = fitted_digits
+    Z = model.representation(X_test)
+    assert Z.shape == (len(X_test), len(model.centers_))
+    assert np.all((Z > 0) & (Z <= 1))
+    scores = Z @ model.dual_coef_.T + model.intercept_
+    np.testing.assert_allclose(scores, model.decision_function(X_test), atol=1e-12)
+    with pytest.raises(ValueError, match="layer must be -1 or 0"):
+        model.representation(X_test, layer=1)

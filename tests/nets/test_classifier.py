@@ -508,3 +508,47 @@ def test_bad_parameters_are_refused_before_any_training(params, error, match, di
     with pytest.raises(error, match=match):
         net.fit(X[:50], y[:50])
     assert trained == []  # the error came before the first epoch
+
+
+def test_representation_is_what_the_last_layer_reads(fitted_net, digits):
+    # The last Linear applied to the penultimate activations gives the logits.
+    _, X_test, _, _ = digits
+    Z = fitted_net.representation(X_test)
+    last = fitted_net.module_[-1]
+    W = last.weight.detach().double().numpy()
+    b = last.bias.detach().double().numpy()
+    assert Z.shape == (len(X_test), 64)
+    assert np.all(Z >= 0)  # ReLU outputs
+    assert_allclose(Z @ W.T + b, fitted_net.decision_function(X_test), atol=1e-9)
+    assert_array_equal(fitted_net.representation(X_test, layer=0), Z)
+
+
+def test_representation_of_every_layer_of_a_cnn(digits):
+    from sk_margin.nets import SmallCNN
+
+    X, X_test, y, _ = digits
+    net = MarginNetClassifier(
+        module=SmallCNN, module__input_shape=(1, 8, 8), max_epochs=1, random_state=0
+    ).fit(X, y)
+    shapes = [net.representation(X_test[:3], layer=k).shape for k in (0, 1, 2)]
+    # Two convolutions (16 and 32 channels, 8x8 then 4x4), then 128 units.
+    assert shapes == [(3, 16 * 8 * 8), (3, 32 * 4 * 4), (3, 128)]
+    assert_array_equal(net.representation(X_test[:3], layer=-3),
+                       net.representation(X_test[:3], layer=0))  # fmt: skip
+
+
+def test_representation_errors_name_what_is_wrong(fitted_net, digits):
+    _, X_test, _, _ = digits
+    with pytest.raises(ValueError, match=r"layer=1 is out of range.*\[-1, 0\]"):
+        fitted_net.representation(X_test, layer=1)
+    with pytest.raises(TypeError, match="layer must be an int"):
+        fitted_net.representation(X_test, layer="last")
+    X, _, y, _ = digits
+    linear = MarginNetClassifier(
+        module=torch.nn.Linear, module__in_features=64, module__out_features=10,
+        max_epochs=1, random_state=0,
+    ).fit(X, y)  # fmt: skip
+    with pytest.raises(ValueError, match="Linear has no hidden representation"):
+        linear.representation(X_test)
+    with pytest.raises(ValueError, match="expecting 64 features"):
+        fitted_net.representation(X_test[:, :10])
