@@ -58,6 +58,12 @@ def fitted(digits):
         "detector": MarginPValueDetector(
             MarginKernelLogReg(n_centers=40, random_state=0), cv=3, random_state=0
         ).fit(X, y),
+        "representation detector": MarginPValueDetector(
+            MarginKernelLogReg(n_centers=40, random_state=0),
+            representations=["input", -1],
+            cv=2,
+            random_state=0,
+        ).fit(X, y),
         "search": GridSearchCV(
             MarginKernelLogReg(n_centers=40, random_state=0),
             {"lam": [1e-3, 1e-1]},
@@ -68,7 +74,7 @@ def fitted(digits):
 
 def _outputs(name, est, X):
     """Everything a user reads off a fitted estimator, as arrays."""
-    if name == "detector":
+    if name.endswith("detector"):
         return [est.score_samples(X), est.predict(X), est.decision_function(X)]
     out = [est.predict(X), est.predict_proba(X)]
     model = est.best_estimator_ if name == "search" else est
@@ -78,7 +84,8 @@ def _outputs(name, est, X):
 
 @pytest.mark.parametrize("how", list(ROUND_TRIPS))
 @pytest.mark.parametrize(
-    "name", ["kernel", "net", "lipschitz net", "detector", "search"]
+    "name",
+    ["kernel", "net", "lipschitz net", "detector", "representation detector", "search"],
 )
 def test_round_trips_give_bitwise_identical_outputs(name, how, fitted, digits):
     X = digits[2]

@@ -19,8 +19,9 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from sk_margin._pipeline import final_estimator
+from sk_margin._pipeline import final_estimator, transform_prefix
 from sk_margin._validation import as_score_columns
+from sk_margin.detector._density import ClassConditionalDensity, EmpiricalPValues
 from sk_margin.detector._mixture import _mixture_params, fit_mixture_bic, mixture_pvalue
 from sk_margin.margins import score_gaps
 from sk_margin.metrics import certified_radii
@@ -60,6 +61,10 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     p-value of its margin under the mixture of its predicted class (Kesidis,
     Miller & Xiang, Section V). Minimal adversarial perturbations end just
     beyond a decision boundary, with small margins, hence small p-values.
+    With ``representations``, class-conditional models of the input or of
+    the classifier's hidden layers also score how much a sample looks like
+    its predicted class, which sees the high-confidence adversarial
+    examples that margins cannot (see Notes).
 
     Parameters
     ----------
@@ -102,8 +107,24 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         elsewhere: the data given to :meth:`fit` are its calibration data).
     reg_covar : float, default=1e-6
         Added to each component's variance (squared log-margin units).
+    representations : None, "input", int, or list of those, default=None
+        Class-conditional null models of representations, beside the
+        margin (see Notes): ``"input"`` for the input features themselves,
+        an int for the classifier's hidden representation of that index
+        (``estimator.representation(X, layer)``, such as
+        :meth:`sk_margin.MarginNetClassifier.representation`; -1 for the
+        penultimate activations). None: the margin alone, the paper's
+        detector.
+    n_dims : int, default=30
+        Largest number of principal components of a representation that
+        its class-conditional models see.
+    combine : {"min", "fisher"}, default="min"
+        How the margin p-value and the representations' p-values are
+        combined before the result is calibrated into one p-value: their
+        minimum (Tippett), or the sum of their logarithms (Fisher).
     random_state : int, RandomState instance or None, default=None
-        Seeds the initialisation of the mixtures' EM.
+        Seeds the initialisation of the mixtures' EM (and the PCA solver of
+        the representation models).
 
     Attributes
     ----------
@@ -118,6 +139,10 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     margin_floor_ : float
         Clean training margins are clipped at this value before the mixtures
         are fitted to their logarithms (see Notes).
+    representation_models_ : list
+        With ``representations``, one fitted class-conditional model per
+        representation, in order (principal components ``pca_``, per-class
+        mixtures ``mixtures_``); empty without.
     offset_ : float
         ``decision_function = score_samples - offset_``, negative for
         outliers. Like ``IsolationForest``'s contamination percentile, but an
@@ -172,11 +197,47 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     clean inputs, which the calibration never sees, have small margins and
     are flagged more often.
 
+    **Representations.** An attack with budget to spare pushes its input
+    deep into the wrong class, where the margin is as large as a clean
+    input's or larger: no margin statistic sees it. What still gives it
+    away is that the input looks like its true class. With
+    ``representations``, each representation ``z`` (the input features, or
+    a hidden layer of the classifier) is reduced to its first ``n_dims``
+    principal components, and each class ``k`` gets a Gaussian mixture
+    ``p_k`` of the components of its clean samples (full covariances, the
+    number of components chosen by BIC among at most ``max_components``,
+    never more than the samples pay for; each variance regularised by
+    1e-3 of the largest), as Miller, Wang & Kesidis [2]_ model the
+    class-conditional densities of internal layers. The statistic of an
+    input predicted as ``c`` is the log-posterior of ``c``, ``log pi_c p_c(z)
+    - log sum_k pi_k p_k(z)`` (``pi_k`` the class shares), and its p-value
+    is its rank among held-out clean statistics of class ``c``, ``(1 + #{r
+    <= s}) / (1 + n_c)`` (of all classes when a class has fewer than 20, or
+    with ``per_class=False``). The models are fitted on the clean samples a
+    classifier was trained on and the ranks taken on held-out ones, as the
+    margins are: per fold with ``cv`` (each fold's clone and its models),
+    on ``X_val`` (``estimator_`` and models fitted on ``X``), and for a
+    ``FrozenEstimator`` by cross-fitting the calibration data over ``cv``
+    folds. The margin p-value and these p-values are combined (``combine``:
+    their minimum, or the sum of their logarithms) and the combination is
+    itself ranked among the calibration samples' (each left out of its own
+    ranks), so :meth:`score_samples` is again a p-value and ``offset_``
+    keeps the ``fpr`` promise whatever the dependence between the
+    statistics. :meth:`component_pvalues` returns the p-values before
+    they are combined. The Mahalanobis detector of Lee et al. (2018), one
+    Gaussian per class with a shared covariance of the penultimate layer
+    scored by the predicted class's density alone, is a special case of the
+    density but not of the statistic: the posterior compares the classes,
+    which is what separates an adversarial input from an unusual clean one.
+
     References
     ----------
     .. [1] G. Kesidis, D. J. Miller and Z. Xiang. Notes on Lipschitz margin,
        Lipschitz margin training, and Lipschitz margin p-values for deep
        neural network classifiers. Section V and eq. 2.
+    .. [2] D. J. Miller, Y. Wang and G. Kesidis. When not to classify:
+       anomaly detection of attacks (ADA) on DNN classifiers at test time.
+       Neural Computation 31(8), 2019.
 
     Examples
     --------
@@ -204,6 +265,15 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         "fpr": [Interval(Real, 0, 1, closed="left")],
         "cv": ["cv_object"],
         "reg_covar": [Interval(Real, 0, None, closed="neither")],
+        "representations": [
+            None,
+            StrOptions({"input"}),
+            Interval(Integral, None, None, closed="neither"),
+            list,
+            tuple,
+        ],
+        "n_dims": [Interval(Integral, 1, None, closed="left")],
+        "combine": [StrOptions({"min", "fisher"})],
         "random_state": ["random_state"],
     }
 
@@ -218,6 +288,9 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         fpr=0.05,
         cv=5,
         reg_covar=1e-6,
+        representations=None,
+        n_dims=30,
+        combine="min",
         random_state=None,
     ):
         self.estimator = estimator
@@ -228,6 +301,9 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         self.fpr = fpr
         self.cv = cv
         self.reg_covar = reg_covar
+        self.representations = representations
+        self.n_dims = n_dims
+        self.combine = combine
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -253,7 +329,8 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         return gaps.min(axis=1), pred
 
     def _clean_margins(self, X, y, name, estimator=None, require=True):
-        """Margins and predicted class indices of the correctly classified rows.
+        """Margins and predicted class indices of the correctly classified rows,
+        and the mask of those rows.
 
         The class indices are into ``estimator_.classes_``, whichever
         ``estimator`` (a fold's clone) computed the margins.
@@ -269,7 +346,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
                 f"{len(y)} samples labelled by {name} correctly, so there are no "
                 "clean margins."
             )
-        return margin[clean], pred[clean]
+        return margin[clean], pred[clean], clean
 
     def _pvalues(self, margin, pred):
         """P-values of margins under the mixtures of the predicted classes."""
@@ -344,18 +421,32 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
                 f"but {type(estimator).__name__} has none. Use margin='logit', or "
                 "a classifier such as sk_margin.MarginKernelLogReg."
             )
+        specs = self._representation_specs(estimator)
         self.estimator_ = clone(estimator)
         self.estimator_.fit(X, y)
         classes = self.estimator_.classes_
 
+        rng = check_random_state(self.random_state)
+        seed = rng.randint(np.iinfo(np.int32).max)
+        models, stats = [], None
         if X_val is not None:
-            margin, pred = self._clean_margins(X_val, y_val, "y_val")
+            margin, pred, rows = self._clean_margins(X_val, y_val, "y_val")
+            if specs:
+                models = self._fit_models(self.estimator_, X, y, specs, seed)
+                X_ref = _safe_indexing(self._indexable(X_val), np.flatnonzero(rows))
+                stats = self._statistics(self.estimator_, models, X_ref, pred, specs)
         elif y is None:
             margin, pred = self._margins(X)
+            if specs:
+                models, stats = self._cross_fit(X, None, pred, specs, seed)
         elif frozen:
-            margin, pred = self._clean_margins(X, y, "y")
+            margin, pred, rows = self._clean_margins(X, y, "y")
+            if specs:
+                models, stats = self._cross_fit(X, y, pred, specs, seed, rows=rows)
         else:
-            margin, pred = self._out_of_fold_margins(estimator, X, y)
+            margin, pred, stats = self._out_of_fold(estimator, X, y, specs, seed)
+            if specs:
+                models = self._fit_models(self.estimator_, X, y, specs, seed)
         positive = margin[margin > 0]
         floor = (
             _ZERO_MARGIN_FRACTION * positive.min()
@@ -363,7 +454,6 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
             else np.finfo(np.float64).tiny
         )
         log_margin = np.log(np.maximum(margin, floor))
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         params = {
             "max_components": self.max_components,
             "reg_covar": self.reg_covar,
@@ -394,22 +484,155 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         ]
         self.n_components_ = np.array([m.n_components for m in self.mixtures_])
         self.margin_floor_ = float(floor)
-        self.offset_ = _offset(self._pvalues(margin, pred), self.fpr)
+        self.representation_models_ = models
+        pvalues = self._pvalues(margin, pred)
+        if specs:
+            n_classes = len(classes)
+            self._references = [
+                EmpiricalPValues(stats[:, j], pred, n_classes, per_class=self.per_class)
+                for j in range(len(specs))
+            ]
+            combined = self._combined(pvalues, stats, pred, held_in=True)
+            self._combined_reference = EmpiricalPValues(
+                combined, np.zeros(len(combined), dtype=int), 1
+            )
+            pvalues = self._combined_reference(
+                combined, np.zeros(len(combined), dtype=int), held_in=True
+            )
+        self.offset_ = _offset(pvalues, self.fpr)
         return self
 
-    def _out_of_fold_margins(self, estimator, X, y):
-        """Clean margins of every fold, by a clone fitted on the other folds."""
-        splitter = check_cv(self.cv, y, classifier=True)
+    def _representation_specs(self, estimator):
+        """``representations`` as a tuple, checked before any fitting."""
+        reps = self.representations
+        if reps is None:
+            return ()
+        specs = (reps,) if isinstance(reps, str | Integral) else tuple(reps)
+        allowed = (
+            "None, 'input', an int (a hidden representation of the classifier) "
+            "or a non-empty list of those"
+        )
+        if not specs:
+            raise ValueError(f"representations must be {allowed}; got an empty list.")
+        for spec in specs:
+            if not (
+                spec == "input"
+                if isinstance(spec, str)
+                else isinstance(spec, Integral) and not isinstance(spec, bool)
+            ):
+                raise ValueError(f"representations must be {allowed}; got {spec!r}.")
+        if len(set(specs)) < len(specs):
+            raise ValueError(f"representations has duplicates: {list(specs)}.")
+        final = final_estimator(estimator)
+        if any(spec != "input" for spec in specs) and not hasattr(
+            final, "representation"
+        ):
+            raise ValueError(
+                f"representations={self.representations!r} needs a classifier with "
+                "a representation(X, layer) method (such as MarginNetClassifier or "
+                f"MarginKernelLogReg), but {type(final).__name__} has none. Use "
+                "representations='input' for a model of the input features."
+            )
+        return specs
+
+    def _representation(self, estimator, X, spec):
+        """The rows of ``X`` as representation ``spec`` sees them (2-D, float64)."""
+        if spec == "input":
+            Z = np.asarray(X.to_numpy() if hasattr(X, "to_numpy") else X)
+        else:
+            inner = transform_prefix(estimator, X)
+            Z = np.asarray(final_estimator(estimator).representation(inner, spec))
+        Z = Z.astype(np.float64, copy=False)
+        return Z.reshape(len(Z), int(np.prod(Z.shape[1:])))
+
+    def _fit_models(self, estimator, X, y, specs, seed):
+        """Class-conditional models of the clean rows of ``(X, y)`` (or, with
+        ``y`` None, of every row under its predicted class) under ``estimator``."""
+        X = self._indexable(X)
+        _, pred = self._margins(X, estimator)
+        pred = self._as_own_index(estimator, pred)
+        if y is None:
+            rows, labels = np.ones(len(pred), dtype=bool), pred
+        else:
+            labels = _class_index(self.estimator_.classes_, np.asarray(y), "y")
+            rows = pred == labels
+        X_fit = _safe_indexing(X, np.flatnonzero(rows))
+        return [
+            ClassConditionalDensity(self.n_dims, self.max_components, seed).fit(
+                self._representation(estimator, X_fit, spec),
+                labels[rows],
+                len(self.estimator_.classes_),
+            )
+            for spec in specs
+        ]
+
+    def _statistics(self, estimator, models, X, pred, specs):
+        """Log-posteriors of the predicted classes, one column per representation."""
+        if len(pred) == 0:
+            return np.empty((0, len(specs)))
+        return np.column_stack(
+            [
+                model.log_posterior(self._representation(estimator, X, spec), pred)
+                for model, spec in zip(models, specs, strict=True)
+            ]
+        )
+
+    def _cross_fit(self, X, y, pred, specs, seed, rows=None):
+        """Models on all calibration rows; held-out statistics by cross-fitting.
+
+        For a classifier fitted elsewhere, the calibration data are all there
+        is: each fold's statistics come from models fitted on the other folds.
+        """
+        n = len(pred) if rows is None else len(rows)
+        rows = np.ones(n, dtype=bool) if rows is None else rows
+        X = self._indexable(X)
+        splitter = check_cv(self.cv, y, classifier=y is not None)
+        stats = np.full((n, len(specs)), np.nan)
+        full_pred = np.full(n, -1)
+        full_pred[rows] = pred
+        for train, test in splitter.split(X, y):
+            y_train = None if y is None else np.asarray(y)[train]
+            models = self._fit_models(
+                self.estimator_, _safe_indexing(X, train), y_train, specs, seed
+            )
+            keep = test[rows[test]]
+            stats[keep] = self._statistics(
+                self.estimator_, models, _safe_indexing(X, keep), full_pred[keep], specs
+            )
+        models = self._fit_models(self.estimator_, X, y, specs, seed)
+        return models, stats[rows]
+
+    @staticmethod
+    def _indexable(X):
         if not (hasattr(X, "iloc") or isinstance(X, np.ndarray | list)):
-            X = np.asarray(X)  # other array-likes cannot be indexed by rows
-        margins, preds = [], []
+            return np.asarray(X)  # other array-likes cannot be indexed by rows
+        return X
+
+    def _as_own_index(self, estimator, pred):
+        """Class indices of ``estimator`` as indices into ``estimator_.classes_``."""
+        labels = np.asarray(estimator.classes_)[pred]
+        return _class_index(self.estimator_.classes_, labels, "the predictions")
+
+    def _out_of_fold(self, estimator, X, y, specs, seed):
+        """Clean margins of every fold, by a clone fitted on the other folds,
+        and the held-out statistics of the fold's models of representations."""
+        splitter = check_cv(self.cv, y, classifier=True)
+        X = self._indexable(X)
+        margins, preds, stats = [], [], []
         for train, test in splitter.split(X, y):
             fold = clone(estimator).fit(_safe_indexing(X, train), y[train])
-            margin, pred = self._clean_margins(
-                _safe_indexing(X, test), y[test], "y", estimator=fold, require=False
+            X_test = _safe_indexing(X, test)
+            margin, pred, rows = self._clean_margins(
+                X_test, y[test], "y", estimator=fold, require=False
             )
             margins.append(margin)
             preds.append(pred)
+            if specs:
+                models = self._fit_models(
+                    fold, _safe_indexing(X, train), y[train], specs, seed
+                )
+                X_ref = _safe_indexing(X_test, np.flatnonzero(rows))
+                stats.append(self._statistics(fold, models, X_ref, pred, specs))
         margin, pred = np.concatenate(margins), np.concatenate(preds)
         if not margin.size:
             raise ValueError(
@@ -418,7 +641,47 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
                 "samples correctly, so there are no clean margins. Pass X_val, "
                 "or a FrozenEstimator of a classifier fitted elsewhere."
             )
-        return margin, pred
+        return margin, pred, np.concatenate(stats) if specs else None
+
+    def _combined(self, margin_pvalues, stats, pred, *, held_in=False):
+        """The combination of the margin and representation p-values."""
+        columns = [margin_pvalues] + [
+            ref(stats[:, j], pred, held_in=held_in)
+            for j, ref in enumerate(self._references)
+        ]
+        P = np.column_stack(columns)
+        if self.combine == "min":
+            return P.min(axis=1)
+        with np.errstate(divide="ignore"):
+            return np.log(P).sum(axis=1)
+
+    def component_pvalues(self, X):
+        """The p-values that :meth:`score_samples` combines, one column each.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data, numeric and finite.
+
+        Returns
+        -------
+        pvalues : ndarray of shape (n_samples, 1 + n_representations)
+            The margin p-value, then the p-value of each representation's
+            statistic (see Notes), in the order of ``representations``.
+        """
+        check_is_fitted(self)
+        validate_data(self, X, reset=False)
+        margin, pred = self._margins(X)
+        columns = [self._pvalues(margin, pred)]
+        if self.representation_models_:
+            specs = self._representation_specs(self.estimator_)
+            stats = self._statistics(
+                self.estimator_, self.representation_models_, X, pred, specs
+            )
+            columns += [
+                ref(stats[:, j], pred) for j, ref in enumerate(self._references)
+            ]
+        return np.column_stack(columns)
 
     def fit_predict(self, X, y=None, **kwargs):
         """Fit on ``(X, y)`` and flag the training samples.
@@ -442,7 +705,11 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         return self.fit(X, y, **kwargs).predict(X)
 
     def score_samples(self, X):
-        """Margin p-values: the lower, the more atypically small the margin.
+        """P-values: the lower, the more atypical the sample.
+
+        Without ``representations``, the margin p-value; with them, the
+        calibrated p-value of the combination of the margin's and the
+        representations' p-values (see Notes and :meth:`component_pvalues`).
 
         Parameters
         ----------
@@ -452,12 +719,20 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            The margin p-value of each sample under the mixture of its
-            predicted class (see Notes); higher means more normal.
+            The p-value of each sample (see Notes); higher means more normal.
         """
         check_is_fitted(self)
         validate_data(self, X, reset=False)
-        return self._pvalues(*self._margins(X))
+        margin, pred = self._margins(X)
+        pvalues = self._pvalues(margin, pred)
+        if not self.representation_models_:
+            return pvalues
+        specs = self._representation_specs(self.estimator_)
+        stats = self._statistics(
+            self.estimator_, self.representation_models_, X, pred, specs
+        )
+        combined = self._combined(pvalues, stats, pred)
+        return self._combined_reference(combined, np.zeros(len(combined), dtype=int))
 
     def decision_function(self, X):
         """Shifted margin p-values: negative for outliers.

@@ -50,20 +50,23 @@ def mixture_pvalue(log_margin, weights, means, stds, *, tail="lower"):
 
 
 def fit_mixture_bic(log_margin, *, max_components=5, reg_covar=1e-6, random_state=None):
-    """Fit a 1-D Gaussian mixture whose number of components minimises BIC.
+    """Fit a Gaussian mixture whose number of components minimises BIC.
 
     EM fits ``1, ..., k_max`` components and the smallest BIC wins (the first
-    on ties), with ``k_max = min(max_components, n_distinct, max(1, n // 5))``.
+    on ties), with ``k_max = min(max_components, n_distinct, max(1, n // 5))``
+    (``n_distinct`` distinct rows).
 
     Parameters
     ----------
-    log_margin : array-like of shape (n_samples,)
-        Finite log-margins, at least one.
+    log_margin : array-like of shape (n_samples,) or (n_samples, n_features)
+        Finite log-margins, at least one; or rows of features (full
+        covariances), as for the detector's representation models.
     max_components : int, default=5
         Largest number of components tried.
     reg_covar : float, default=1e-6
-        Added to every variance: a single sample or constant values give one
-        component of variance ``reg_covar``.
+        Added to every variance (the diagonal of every covariance): a single
+        sample or constant values give one component of variance
+        ``reg_covar``.
     random_state : int, RandomState instance or None, default=None
         Seeds the k-means++ initialisation of EM.
 
@@ -72,11 +75,13 @@ def fit_mixture_bic(log_margin, *, max_components=5, reg_covar=1e-6, random_stat
     mixture : sklearn.mixture.GaussianMixture
         The fitted mixture of smallest BIC.
     """
-    z = np.asarray(log_margin, dtype=np.float64).reshape(-1, 1)
+    z = np.asarray(log_margin, dtype=np.float64)
+    z = z.reshape(-1, 1) if z.ndim < 2 else z.reshape(len(z), -1)
     n = z.shape[0]
     if n == 0 or not np.isfinite(z).all():
         raise ValueError(f"log_margin must be non-empty and finite; got {n} values.")
-    n_max = min(max_components, np.unique(z).size, n // _MIN_SAMPLES_PER_COMPONENT)
+    n_distinct = len(np.unique(z, axis=0))
+    n_max = min(max_components, n_distinct, n // _MIN_SAMPLES_PER_COMPONENT)
     if n == 1:  # GaussianMixture needs 2 samples; a duplicate has the same MLE
         z = np.repeat(z, 2, axis=0)
     best, best_bic = None, np.inf

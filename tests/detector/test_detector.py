@@ -74,6 +74,13 @@ def _expected_failed(estimator):
         MarginPValueDetector(
             FrozenEstimator(_AnyWidthScores().fit(None, np.arange(5))), random_state=0
         ),
+        MarginPValueDetector(representations="input", random_state=0),
+        MarginPValueDetector(
+            FrozenEstimator(_AnyWidthScores().fit(None, np.arange(5))),
+            representations="input",
+            combine="fisher",
+            random_state=0,
+        ),
     ],
     expected_failed_checks=_expected_failed,
 )
