@@ -122,6 +122,12 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         How the margin p-value and the representations' p-values are
         combined before the result is calibrated into one p-value: their
         minimum (Tippett), or the sum of their logarithms (Fisher).
+    reject_radius : float or None, default=None
+        With ``margin="certified"``: flag every sample whose certified radius
+        is below this value, whatever its class (the rejection rule of
+        globally-robust networks), instead of setting the threshold by
+        ``fpr``. :meth:`score_samples` then returns the certified radii and
+        ``offset_`` is ``reject_radius``. None: thresholds by ``fpr``.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation of the mixtures' EM (and the PCA solver of
         the representation models).
@@ -139,6 +145,11 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     margin_floor_ : float
         Clean training margins are clipped at this value before the mixtures
         are fitted to their logarithms (see Notes).
+    tau_ : ndarray of shape (n_classes,)
+        With ``margin="certified"`` and ``tail="lower"``: the smallest
+        certified radius of an accepted (not flagged) sample of each
+        predicted class, a proven lower bound (see Notes, certified
+        detection); ``reject_radius`` for every class when it is set.
     representation_models_ : list
         With ``representations``, one fitted class-conditional model per
         representation, in order (principal components ``pca_``, per-class
@@ -230,6 +241,22 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     density but not of the statistic: the posterior compares the classes,
     which is what separates an adversarial input from an unusual clean one.
 
+    **Certified detection.** With ``margin="certified"`` the margin is a
+    certified radius ``r``, and the margin p-value of class ``j`` increases
+    with it: an accepted sample predicted as ``j`` has ``r >= tau_j``
+    (``tau_``; with representations, from the smallest margin p-value an
+    accepted combination allows). Let ``x`` be a clean input predicted as
+    ``c`` and ``x'`` an accepted input predicted as ``j != c``. The ball of
+    radius ``r(x)`` about ``x`` holds only class ``c`` and the ball of
+    radius ``r(x')`` about ``x'`` only class ``j``, so they do not overlap
+    and ``||x - x'|| >= r(x) + r(x') >= r(x) + tau_j``. Every
+    misclassification closer to ``x`` than :meth:`guaranteed_radius`,
+    ``r(x) + min_{j != c} tau_j``, is flagged, against any attacker. With
+    ``reject_radius=eps`` every ``tau_j`` is ``eps`` (at the price of
+    flagging every clean input with ``r < eps``); on a budget ``eps`` the
+    best choice is ``reject_radius=eps / 2``, which guarantees ``eps``
+    exactly for the inputs certified at ``eps / 2``.
+
     References
     ----------
     .. [1] G. Kesidis, D. J. Miller and Z. Xiang. Notes on Lipschitz margin,
@@ -274,6 +301,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         ],
         "n_dims": [Interval(Integral, 1, None, closed="left")],
         "combine": [StrOptions({"min", "fisher"})],
+        "reject_radius": [Interval(Real, 0, None, closed="left"), None],
         "random_state": ["random_state"],
     }
 
@@ -291,6 +319,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         representations=None,
         n_dims=30,
         combine="min",
+        reject_radius=None,
         random_state=None,
     ):
         self.estimator = estimator
@@ -304,6 +333,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         self.representations = representations
         self.n_dims = n_dims
         self.combine = combine
+        self.reject_radius = reject_radius
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -422,6 +452,12 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
                 "a classifier such as sk_margin.MarginKernelLogReg."
             )
         specs = self._representation_specs(estimator)
+        if self.reject_radius is not None and (self.margin != "certified" or specs):
+            raise ValueError(
+                "reject_radius flags samples by their certified radius: it needs "
+                f"margin='certified' (got {self.margin!r}) and representations=None "
+                f"(got {self.representations!r})."
+            )
         self.estimator_ = clone(estimator)
         self.estimator_.fit(X, y)
         classes = self.estimator_.classes_
@@ -500,7 +536,94 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
                 combined, np.zeros(len(combined), dtype=int), held_in=True
             )
         self.offset_ = _offset(pvalues, self.fpr)
+        if self.margin == "certified" and self.tail == "lower":
+            self.tau_ = self._radius_thresholds()
+        if self.reject_radius is not None:
+            self.offset_ = float(self.reject_radius)
         return self
+
+    def _margin_pvalue_floor(self):
+        """The smallest margin p-value an accepted sample can have.
+
+        Accepted means ``score_samples >= offset_``. Without representations
+        that is the margin p-value itself. With them, the combination ``s``
+        of the p-values is accepted exactly when ``s >= T``, ``T`` the
+        smallest calibration value whose rank reaches ``offset_``; every
+        other p-value being at most 1, the margin p-value is then at least
+        ``T`` (minimum) or ``exp(T)`` (sum of logarithms).
+        """
+        if not self.representation_models_:
+            return self.offset_
+        ref = self._combined_reference.pooled_
+        n = len(ref)
+        if 1.0 / (1.0 + n) >= self.offset_:
+            return 0.0  # even below every calibration value: accepted
+        ranks = (1.0 + np.searchsorted(ref, ref, side="right")) / (1.0 + n)
+        T = ref[np.argmax(ranks >= self.offset_)]
+        return float(T if self.combine == "min" else np.exp(T))
+
+    def _radius_thresholds(self):
+        """``tau_j``: below it, a sample predicted as ``j`` is flagged (proven).
+
+        The margin p-value of class ``j`` is the mixture's CDF at the
+        log-radius, increasing: ``tau_j`` is where it reaches the floor of
+        :meth:`_margin_pvalue_floor`, found by bisection on the log-radius
+        and taken at the end of the bracket below it, less a relative 1e-9.
+        """
+        if self.reject_radius is not None:
+            return np.full(len(self.mixtures_), float(self.reject_radius))
+        floor = self._margin_pvalue_floor()
+        tau = np.zeros(len(self.mixtures_))
+        for j, mixture in enumerate(self.mixtures_):
+            w, m, sd = _mixture_params(mixture)
+            lo, hi = m.min() - 40.0 * sd.max(), m.max() + 40.0 * sd.max()
+            if floor <= 0 or mixture_pvalue([lo], w, m, sd)[0] >= floor:
+                continue  # accepted down to (almost) zero radius
+            if mixture_pvalue([hi], w, m, sd)[0] < floor:
+                tau[j] = np.inf  # nothing of this class is accepted
+                continue
+            for _ in range(200):
+                mid = 0.5 * (lo + hi)
+                if mixture_pvalue([mid], w, m, sd)[0] < floor:
+                    lo = mid
+                else:
+                    hi = mid
+                if hi - lo <= 1e-12 * max(1.0, abs(lo)):
+                    break
+            tau[j] = np.exp(lo) * (1.0 - 1e-9)
+        return tau
+
+    def guaranteed_radius(self, X):
+        """Per sample, the distance within which every misclassification is flagged.
+
+        For a sample ``x`` predicted as ``c`` with certified radius ``r(x)``,
+        ``r(x) + min_{j != c} tau_j``: any input ``x'`` closer to ``x`` is
+        either predicted as ``c`` or flagged, whatever the attack (see Notes,
+        certified detection). Needs ``margin="certified"`` and
+        ``tail="lower"``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data, numeric and finite.
+
+        Returns
+        -------
+        radius : ndarray of shape (n_samples,)
+            Guaranteed detection radii (l2).
+        """
+        check_is_fitted(self)
+        if not hasattr(self, "tau_"):
+            raise ValueError(
+                "guaranteed_radius needs certified radii and a lower-tail test: "
+                "margin='certified' and tail='lower'; this detector has "
+                f"margin={self.margin!r}, tail={self.tail!r}."
+            )
+        validate_data(self, X, reset=False)
+        radius, pred = self._margins(X)
+        others = np.broadcast_to(self.tau_, (len(pred), len(self.tau_))).copy()
+        others[np.arange(len(pred)), pred] = np.inf
+        return radius + others.min(axis=1)
 
     def _representation_specs(self, estimator):
         """``representations`` as a tuple, checked before any fitting."""
@@ -710,6 +833,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         Without ``representations``, the margin p-value; with them, the
         calibrated p-value of the combination of the margin's and the
         representations' p-values (see Notes and :meth:`component_pvalues`).
+        With ``reject_radius``, the certified radius instead.
 
         Parameters
         ----------
@@ -724,6 +848,8 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         validate_data(self, X, reset=False)
         margin, pred = self._margins(X)
+        if self.reject_radius is not None:
+            return margin  # the certified radius
         pvalues = self._pvalues(margin, pred)
         if not self.representation_models_:
             return pvalues

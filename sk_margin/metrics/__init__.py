@@ -11,6 +11,7 @@ the ``make_*`` functions build scorers for ``GridSearchCV(scoring=...)``.
 from sk_margin.metrics._certified import (
     average_margin,
     certified_accuracy,
+    certified_detection_accuracy,
     certified_radii,
     minimum_margin,
 )
@@ -18,15 +19,18 @@ from sk_margin.metrics._robustness import relative_robustness, robust_accuracy
 from sk_margin.metrics._scorers import (
     make_average_margin_scorer,
     make_certified_accuracy_scorer,
+    make_certified_detection_scorer,
     make_robust_accuracy_scorer,
 )
 
 __all__ = [
     "average_margin",
     "certified_accuracy",
+    "certified_detection_accuracy",
     "certified_radii",
     "make_average_margin_scorer",
     "make_certified_accuracy_scorer",
+    "make_certified_detection_scorer",
     "make_robust_accuracy_scorer",
     "minimum_margin",
     "relative_robustness",

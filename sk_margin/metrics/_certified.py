@@ -24,6 +24,7 @@ from sk_margin._validation import check_eps
 __all__ = [
     "average_margin",
     "certified_accuracy",
+    "certified_detection_accuracy",
     "certified_radii",
     "minimum_margin",
 ]
@@ -98,6 +99,67 @@ def certified_accuracy(y_true, y_pred, radii, eps, *, sample_weight=None):
     array([0.75, 0.5 , 0.25])
     """
     correct, radii, w = _check_distances(y_true, y_pred, radii, "radii", sample_weight)
+    eps, scalar = check_eps(eps)
+    scores = (correct & (radii >= eps[:, None])) @ w / w.sum()
+    return float(scores[0]) if scalar else scores
+
+
+def certified_detection_accuracy(
+    y_true, y_pred, guaranteed_radii, eps, *, accepted=None, sample_weight=None
+):
+    """Share of samples classified correctly, accepted, and guarded up to eps.
+
+    The certified accuracy of a classifier with a detector in front of it
+    (see :meth:`sk_margin.MarginPValueDetector.guaranteed_radius`): a sample
+    counts at ``eps`` when it is classified correctly, not flagged, and every
+    misclassified input within ``eps`` of it would be flagged.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    y_pred : array-like of shape (n_samples,)
+        Predictions of the classifier.
+    guaranteed_radii : array-like of shape (n_samples,)
+        Radii within which every misclassification is flagged; non-negative,
+        ``inf`` allowed.
+    eps : float or array-like of shape (n_eps,)
+        Perturbation size(s), non-negative.
+    accepted : array-like of bool of shape (n_samples,), default=None
+        Whether the detector accepts each clean sample (``predict == 1``);
+        None: all are.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Sample weights.
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_eps,)
+        A float for a scalar ``eps``, else one value per entry of ``eps``.
+
+    Examples
+    --------
+    >>> from sk_margin.metrics import certified_detection_accuracy
+    >>> certified_detection_accuracy(
+    ...     [0, 1, 1, 0],
+    ...     [0, 1, 0, 0],
+    ...     [0.5, 0.2, 0.9, 0.3],
+    ...     0.25,
+    ...     accepted=[True, True, True, False],
+    ... )
+    0.25
+    """
+    correct, radii, w = _check_distances(
+        y_true, y_pred, guaranteed_radii, "guaranteed_radii", sample_weight
+    )
+    if accepted is not None:
+        accepted = column_or_1d(check_array(accepted, ensure_2d=False, dtype=None))
+        check_consistent_length(correct, accepted)
+        if accepted.dtype.kind != "b":
+            raise ValueError(
+                "accepted must be booleans (the detector's predict(X) == 1), got "
+                f"dtype {accepted.dtype}."
+            )
+        correct = correct & accepted
     eps, scalar = check_eps(eps)
     scores = (correct & (radii >= eps[:, None])) @ w / w.sum()
     return float(scores[0]) if scalar else scores

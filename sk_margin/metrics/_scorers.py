@@ -16,6 +16,7 @@ from sk_margin._validation import check_nonnegative
 from sk_margin.metrics._certified import (
     average_margin,
     certified_accuracy,
+    certified_detection_accuracy,
     certified_radii,
 )
 from sk_margin.metrics._robustness import robust_accuracy
@@ -23,6 +24,7 @@ from sk_margin.metrics._robustness import robust_accuracy
 __all__ = [
     "make_average_margin_scorer",
     "make_certified_accuracy_scorer",
+    "make_certified_detection_scorer",
     "make_robust_accuracy_scorer",
 ]
 
@@ -164,6 +166,54 @@ def make_certified_accuracy_scorer(eps, **certify_params):
         _certified_score, metric=certified_accuracy, certify_params=certify_params,
         eps=eps,
     )  # fmt: skip
+
+
+def _detection_score(detector, X, y, *, eps, sample_weight=None):
+    for name in ("guaranteed_radius", "estimator_", "predict"):
+        if not hasattr(detector, name):
+            raise TypeError(
+                "make_certified_detection_scorer scores a fitted detector with "
+                "guaranteed_radius(X), such as sk_margin.MarginPValueDetector("
+                f"margin='certified'); {type(detector).__name__} has no {name}."
+            )
+    return certified_detection_accuracy(
+        y,
+        detector.estimator_.predict(X),
+        detector.guaranteed_radius(X),
+        eps,
+        accepted=detector.predict(X) == 1,
+        sample_weight=sample_weight,
+    )
+
+
+def make_certified_detection_scorer(eps):
+    """Scorer of the certified accuracy with detection at radius eps.
+
+    Parameters
+    ----------
+    eps : float
+        Perturbation size, non-negative.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(detector, X, y, sample_weight=None)`` for a fitted
+        :class:`~sk_margin.MarginPValueDetector` with ``margin="certified"``:
+        :func:`certified_detection_accuracy` at ``eps`` of its classifier's
+        predictions, its :meth:`~sk_margin.MarginPValueDetector.guaranteed_radius`
+        and its acceptance of the clean samples; greater is better. Use it to
+        choose ``fpr`` or ``reject_radius`` by cross-validation.
+
+    Examples
+    --------
+    >>> from sk_margin.metrics import make_certified_detection_scorer
+    >>> make_certified_detection_scorer(eps=0.1)
+    make_certified_detection_scorer(eps=0.1)
+    """
+    eps = check_nonnegative(eps, "eps")
+    return _RobustnessScorer(
+        "make_certified_detection_scorer", {"eps": eps}, _detection_score, eps=eps
+    )
 
 
 def make_average_margin_scorer(*, misclassified="distance", **certify_params):

@@ -7,11 +7,13 @@ a plot is drawn, with an install hint when it is missing.
 """
 
 from sk_margin.plot._certified_accuracy import CertifiedAccuracyDisplay
+from sk_margin.plot._certified_detection import CertifiedDetectionDisplay
 from sk_margin.plot._histogram import MarginHistogramDisplay
 from sk_margin.plot._trajectory import MarginTrajectoryDisplay
 
 __all__ = [
     "CertifiedAccuracyDisplay",
+    "CertifiedDetectionDisplay",
     "MarginHistogramDisplay",
     "MarginTrajectoryDisplay",
 ]
