@@ -13,7 +13,10 @@ centres):
 * scoring the 1,000 test digits: the classifier's ``predict`` against the
   detector's ``score_samples`` (p-values) and ``predict``, with the ratio;
 * ``margin="certified"`` as well, where the margin is the certified radius
-  (its cost is that of ``certify``).
+  (its cost is that of ``certify``);
+* ``representations="input"``: the logit margin and a class-conditional
+  model of the input (principal components, one mixture per class, fitted
+  per fold).
 
 Each time is the best of ``--repeat`` runs of ``time.perf_counter``. Torch
 and BLAS run on ``--threads`` thread(s).
@@ -45,10 +48,12 @@ def _best(func, repeat):
     return out, best
 
 
-def measure(name, classifier, data, margin, repeat):
+def measure(name, classifier, data, margin, repeat, representations=None):
     X, X_test, y = data
     fitted, t_fit = _best(lambda: clone(classifier).fit(X, y), 1)
-    detector = MarginPValueDetector(clone(classifier), margin=margin)
+    detector = MarginPValueDetector(
+        clone(classifier), margin=margin, representations=representations
+    )
     detector, t_detector = _best(lambda: clone(detector).fit(X, y), 1)
     _, t_predict = _best(lambda: fitted.predict(X_test), repeat)
     _, t_score = _best(lambda: detector.score_samples(X_test), repeat)
@@ -56,7 +61,9 @@ def measure(name, classifier, data, margin, repeat):
     n = len(X_test)
     return {
         "classifier": name,
-        "margin": margin,
+        "margin": margin
+        if representations is None
+        else f"{margin} + {representations}",
         "classifier fit (s)": t_fit,
         "detector fit (s)": t_detector,
         "added by the detector (s)": t_detector - t_fit,
@@ -92,10 +99,15 @@ def main(argv=None):
     with threadpool_limits(limits=args.threads):
         print(f"torch {torch.__version__}, {args.threads} thread(s)")
         for name, classifier in classifiers.items():
-            for margin in ("logit", "certified"):
+            for margin, reps in (
+                ("logit", None),
+                ("certified", None),
+                ("logit", "input"),
+            ):
                 rows.append(
-                    measure(name, classifier, (X, X_test, y), margin, args.repeat)
-                )
+                    measure(name, classifier, (X, X_test, y), margin, args.repeat,
+                            representations=reps)
+                )  # fmt: skip
                 print(rows[-1])
     table = pd.DataFrame(rows).set_index(["classifier", "margin"])
     with pd.option_context("display.width", 200, "display.max_columns", None):
