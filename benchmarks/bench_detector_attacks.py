@@ -32,9 +32,13 @@ The detectors, each calibrated on the held-out digits at ``fpr=0.05``
 
 * ``margin``: ``MarginPValueDetector`` as in the paper (logit margins);
 * ``ours``: the same with ``representations="input"``;
+* ``ours, layer -1`` and ``ours, input and -1``: with the classifier's last
+  hidden representation instead, or both (the adaptive attack targets
+  ``ours`` only);
 
 and the baselines, scored on the same inputs: ``max-softmax`` (the largest
-class probability, in float64) and ``mahalanobis`` (Lee et al. 2018: class
+class probability, as its logarithm from ``predict_log_proba``, in float64,
+so that confident predictions do not tie) and ``mahalanobis`` (Lee et al. 2018: class
 means and a shared covariance of the penultimate activations, or the kernel
 features, of the training digits; the score is the largest negative
 Mahalanobis distance; no input preprocessing, one layer). Reported: the AUC
@@ -61,7 +65,6 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from scipy.special import softmax
 from sklearn.covariance import EmpiricalCovariance
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import roc_auc_score
@@ -243,15 +246,20 @@ def evaluate(name, clf, data, args):
             fpr=FPR,
             random_state=0,
         ).fit(X_train, y_train, X_val=X_cal, y_val=y_cal)
-        for label, reps in (("margin", None), ("ours", "input"))
+        for label, reps in (
+            ("margin", None),
+            ("ours", "input"),
+            ("ours, layer -1", -1),
+            ("ours, input and -1", ["input", -1]),
+        )
     }
     logits = torch_logits(clf)
     maha = mahalanobis_score(clf.representation(X_train), y_train, classes)
 
     def baselines(X):
-        scores = clf.decision_function(X)
         return {
-            "max-softmax": softmax(scores, axis=1).max(1),
+            # log of the largest probability, in float64: no ties at 1.0
+            "max-softmax": clf.predict_log_proba(X).max(1),
             "mahalanobis": maha(clf.representation(X)),
         }
 

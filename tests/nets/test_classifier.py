@@ -552,3 +552,25 @@ def test_representation_errors_name_what_is_wrong(fitted_net, digits):
         linear.representation(X_test)
     with pytest.raises(ValueError, match="expecting 64 features"):
         fitted_net.representation(X_test[:, :10])
+
+
+def test_predict_log_proba_keeps_confident_predictions_apart(digits):
+    X, X_test, y, _ = digits
+    net = MarginNetClassifier(
+        module__hidden_sizes=(32,), max_epochs=3, random_state=0
+    ).fit(X, y)
+    with torch.no_grad():  # margins of hundreds of logits: float32 saturates
+        net.module_[-1].weight.mul_(200.0)
+        net.module_[-1].bias.mul_(200.0)
+    proba = net.predict_proba(X_test)
+    log_proba = net.predict_log_proba(X_test)
+    assert log_proba.dtype == np.float64
+    assert np.sum(proba.max(axis=1) == 1.0) > 10  # ties at exactly 1
+    top = log_proba.max(axis=1)
+    assert len(np.unique(top)) > 0.9 * len(top)
+    logits = net.decision_function(X_test)
+    expected = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1,
+               keepdims=True)) - logits.max(1, keepdims=True)  # fmt: skip
+    assert_allclose(log_proba, expected, rtol=1e-12, atol=1e-12)
+    assert_array_equal(log_proba.argmax(1), np.searchsorted(net.classes_,
+                       net.predict(X_test)))  # fmt: skip
