@@ -496,6 +496,12 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
     def predict_proba(self, X):
         """Class probabilities: the softmax of the logits.
 
+        With the default ``predict_nonlinearity`` (:func:`softmax`), computed
+        in float64 from the float64 logits that :meth:`predict` and
+        :meth:`certify` use (a probability reaches exactly 1 only beyond a
+        margin of about 37, against 17 in float32); with another one, as
+        skorch computes it, in the module's dtype.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, ...)
@@ -509,14 +515,16 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         check_is_fitted(self, "module_")
         if is_dataset(X):  # skorch's own scoring on its validation split
             return super().predict_proba(X)
+        if self.predict_nonlinearity is softmax:
+            return np.exp(self.predict_log_proba(X))
         return super().predict_proba(self._validate_X(X))
 
     def predict_log_proba(self, X):
         """Logarithms of the class probabilities, from the float64 logits.
 
-        ``log_softmax`` of the logits in float64: unlike ``log`` of
-        :meth:`predict_proba` (float32, where a margin above about 17 gives a
-        probability of exactly 1 and a logarithm of exactly 0), it keeps
+        ``log_softmax`` of the logits in float64 (with the default
+        ``predict_nonlinearity``): unlike ``log`` of probabilities, which are
+        exactly 1 beyond a margin of about 37 (17 in float32), it keeps
         confident predictions apart, so rankings by confidence (max-softmax
         scores, AUCs) do not tie.
 
@@ -531,6 +539,9 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
             Log-probabilities of the classes in ``classes_`` order, float64.
         """
         check_is_fitted(self, "module_")
+        if self.predict_nonlinearity is not softmax:
+            with np.errstate(divide="ignore"):
+                return np.log(self.predict_proba(X))
         scores = self._logits64(self._validate_X(X, dtype=np.float64))
         return log_softmax(scores, axis=1)
 

@@ -564,8 +564,8 @@ def test_predict_log_proba_keeps_confident_predictions_apart(digits):
         net.module_[-1].bias.mul_(200.0)
     proba = net.predict_proba(X_test)
     log_proba = net.predict_log_proba(X_test)
-    assert log_proba.dtype == np.float64
-    assert np.sum(proba.max(axis=1) == 1.0) > 10  # ties at exactly 1
+    assert log_proba.dtype == proba.dtype == np.float64
+    assert np.sum(proba.max(axis=1) == 1.0) > 3  # ties at exactly 1
     top = log_proba.max(axis=1)
     assert len(np.unique(top)) > 0.9 * len(top)
     logits = net.decision_function(X_test)
