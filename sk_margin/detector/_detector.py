@@ -1,5 +1,6 @@
 """Margin p-value detector of test samples with atypically small margins."""
 
+import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -122,6 +123,11 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         How the margin p-value and the representations' p-values are
         combined before the result is calibrated into one p-value: their
         minimum (Tippett), or the sum of their logarithms (Fisher).
+    certify_params : dict or None, default=None
+        With ``margin="certified"``: keyword arguments of the classifier's
+        ``certify``, e.g. ``{"method": "global_pairwise"}`` for a network
+        whose default certificate is too slow (checked against its signature
+        before any fitting).
     reject_radius : float or None, default=None
         With ``margin="certified"``: flag every sample whose certified radius
         is below this value, whatever its class (the rejection rule of
@@ -302,6 +308,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         "n_dims": [Interval(Integral, 1, None, closed="left")],
         "combine": [StrOptions({"min", "fisher"})],
         "reject_radius": [Interval(Real, 0, None, closed="left"), None],
+        "certify_params": [dict, None],
         "random_state": ["random_state"],
     }
 
@@ -320,6 +327,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         n_dims=30,
         combine="min",
         reject_radius=None,
+        certify_params=None,
         random_state=None,
     ):
         self.estimator = estimator
@@ -334,6 +342,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         self.n_dims = n_dims
         self.combine = combine
         self.reject_radius = reject_radius
+        self.certify_params = certify_params
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -342,8 +351,12 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         tags.target_tags.required = not isinstance(self.estimator, FrozenEstimator)
         return tags
 
-    def _margins(self, X, estimator=None):
-        """Margins and predicted class indices of the rows of ``X``."""
+    def _margins(self, X, estimator=None, *, certify=True):
+        """Margins and predicted class indices of the rows of ``X``.
+
+        ``certify=False``: the logit margins whatever ``margin`` is (when only
+        the predictions are needed, without the cost of certificates).
+        """
         estimator = self.estimator_ if estimator is None else estimator
         scores = as_score_columns(estimator.decision_function(X))
         n_classes = len(estimator.classes_)
@@ -354,8 +367,8 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
                 "per class, or a 1-D array for two classes."
             )
         gaps, pred = score_gaps(scores)
-        if self.margin == "certified":
-            return certified_radii(estimator, X), pred
+        if self.margin == "certified" and certify:
+            return certified_radii(estimator, X, **(self.certify_params or {})), pred
         return gaps.min(axis=1), pred
 
     def _clean_margins(self, X, y, name, estimator=None, require=True):
@@ -452,6 +465,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
                 "a classifier such as sk_margin.MarginKernelLogReg."
             )
         specs = self._representation_specs(estimator)
+        self._check_certify_params(estimator)
         if self.reject_radius is not None and (self.margin != "certified" or specs):
             raise ValueError(
                 "reject_radius flags samples by their certified radius: it needs "
@@ -625,6 +639,30 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         others[np.arange(len(pred)), pred] = np.inf
         return radius + others.min(axis=1)
 
+    def _check_certify_params(self, estimator):
+        """``certify_params`` against the classifier's ``certify``, before work."""
+        params = self.certify_params or {}
+        if not params:
+            return
+        if self.margin != "certified":
+            raise ValueError(
+                "certify_params is for margin='certified' (the certified radius); "
+                f"this detector has margin={self.margin!r}."
+            )
+        signature = inspect.signature(final_estimator(estimator).certify)
+        accepts_any = any(
+            p.kind is inspect.Parameter.VAR_KEYWORD
+            for p in signature.parameters.values()
+        )
+        valid = [n for n in signature.parameters if n != "X"]
+        unknown = sorted(set(params) - set(valid))
+        if unknown and not accepts_any:
+            raise ValueError(
+                f"certify_params has {unknown}, which "
+                f"{type(final_estimator(estimator)).__name__}.certify does not "
+                f"take; it takes {valid}."
+            )
+
     def _representation_specs(self, estimator):
         """``representations`` as a tuple, checked before any fitting."""
         reps = self.representations
@@ -672,7 +710,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         """Class-conditional models of the clean rows of ``(X, y)`` (or, with
         ``y`` None, of every row under its predicted class) under ``estimator``."""
         X = self._indexable(X)
-        _, pred = self._margins(X, estimator)
+        _, pred = self._margins(X, estimator, certify=False)
         pred = self._as_own_index(estimator, pred)
         if y is None:
             rows, labels = np.ones(len(pred), dtype=bool), pred

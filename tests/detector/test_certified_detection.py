@@ -243,3 +243,26 @@ def test_display_shows_the_trade_off(blobs, blob_models):
     other = CertifiedDetectionDisplay.from_estimator(clf, X_cal, y_cal, ax=disp.ax_)
     assert other.ax_ is disp.ax_
     plt.close("all")
+
+
+def test_certify_params_reach_certify_and_are_checked_first(blobs, blob_models):
+    _, _, X_cal, y_cal = blobs
+    net = blob_models["net"]
+    det = MarginPValueDetector(
+        FrozenEstimator(net),
+        margin="certified",
+        certify_params={"method": "global_pairwise"},
+        random_state=0,
+    ).fit(X_cal, y_cal)
+    expected = net.certify(X_cal[:20], method="global_pairwise")
+    tau = det.tau_[np.searchsorted(net.classes_, net.predict(X_cal[:20]))]
+    assert_array_equal(det.predict(X_cal[:20]) == 1, expected >= tau)
+    others = np.where(np.eye(3, dtype=bool)[np.searchsorted(net.classes_,
+                      net.predict(X_cal[:20]))], np.inf, det.tau_)  # fmt: skip
+    assert_allclose(det.guaranteed_radius(X_cal[:20]), expected + others.min(1))
+    with pytest.raises(ValueError, match=r"\['methd'\].*takes \['method'\]"):
+        MarginPValueDetector(
+            net, margin="certified", certify_params={"methd": "global_l2"}
+        ).fit(X_cal, y_cal)
+    with pytest.raises(ValueError, match="certify_params is for margin='certified'"):
+        MarginPValueDetector(net, certify_params={"method": "auto"}).fit(X_cal, y_cal)
