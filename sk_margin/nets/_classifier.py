@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
     Options,
+    StrOptions,
     validate_parameter_constraints,
 )
 from sklearn.utils.multiclass import check_classification_targets
@@ -117,8 +118,19 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         training sample whose margin constraint ``f_y(x) - max_{i != y} f_i(x)
         >= mu`` is violated is multiplied by this factor (> 1).
     max_reweight_rounds : int, default=3
-        Rounds of re-weighting after the first one (each of ``max_epochs``
-        epochs); stops early once every constraint holds. 0 disables it.
+        Rounds of re-weighting after the first one; stops early once every
+        constraint holds. 0 disables it.
+    reweight_epochs : int or "auto", default="auto"
+        Epochs of each re-weighting round. With re-weighting, ``max_epochs``
+        is the whole budget: the first round trains ``max_epochs -
+        max_reweight_rounds * reweight_epochs`` epochs (at least 1, checked
+        before training), each later round ``reweight_epochs``, all on the
+        same network. ``"auto"``: ``max(1, max_epochs // (2 *
+        max_reweight_rounds))``, so that the first round keeps about half of
+        the budget and the total is ``max_epochs``. For the paper's
+        protocol (every round a full training run), set ``reweight_epochs``
+        to the epochs of a run and ``max_epochs`` to ``(max_reweight_rounds +
+        1)`` times that.
     random_state : int or None, default=None
         Seeds torch for the initialisation and the batch order, without
         changing the global torch random state.
@@ -179,6 +191,10 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         ],
         "reweight_delta": [Interval(Real, 1, None, closed="neither")],
         "max_reweight_rounds": [Interval(Integral, 0, None, closed="left")],
+        "reweight_epochs": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],  # fmt: skip
         "random_state": [None, Interval(Integral, 0, None, closed="left")],
     }
     _DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -197,6 +213,7 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         verbose=0,
         reweight_delta=2.0,
         max_reweight_rounds=3,
+        reweight_epochs="auto",
         random_state=None,
         dtype=np.float32,
         **kwargs,
@@ -215,6 +232,7 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
         )
         self.reweight_delta = reweight_delta
         self.max_reweight_rounds = max_reweight_rounds
+        self.reweight_epochs = reweight_epochs
         self.random_state = random_state
         self.dtype = dtype
 
@@ -264,6 +282,7 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
             if name in state:
                 state["_" + name[:-1]] = state.pop(name)
         state.setdefault("dtype", np.float32)
+        state.setdefault("reweight_epochs", "auto")
         super().__setstate__(state)
 
     def _train_dtype(self):
@@ -398,9 +417,15 @@ class MarginNetClassifier(MarginLossHooks, NeuralNetClassifier):
             if not continuing:
                 self.initialize()
             data = {"X": X, "sample_weight": weights}
-            super().partial_fit(data, y_idx, _routing_method="fit", **fit_params)
-            if self._reweights():
-                weights = self._reweighting_rounds(X, y_idx, weights, fit_params)
+            first, each = self._reweight_schedule()
+            epochs = {} if first is None else {"epochs": first}
+            super().partial_fit(
+                data, y_idx, _routing_method="fit", **epochs, **fit_params
+            )
+            if first is not None:
+                weights = self._reweighting_rounds(
+                    X, y_idx, weights, {**fit_params, "epochs": each}
+                )
         self.sample_weight_ = weights
         return self
 

@@ -43,6 +43,26 @@ class MarginLossHooks:
     def _reweights(self):
         return self.max_reweight_rounds > 0 and hasattr(self.criterion_, "mu")
 
+    def _reweight_schedule(self):
+        """``(first, each)``: epochs of the first round and of each re-weighting
+        round, or ``(None, None)`` without re-weighting."""
+        if not self._reweights():
+            return None, None
+        rounds, total = self.max_reweight_rounds, self.max_epochs
+        if self.reweight_epochs == "auto":
+            each = max(1, total // (2 * rounds))
+            return max(1, total - rounds * each), each
+        first = total - rounds * self.reweight_epochs
+        if first < 1:
+            raise ValueError(
+                f"max_epochs={total} leaves no epoch for the first training "
+                f"round: max_reweight_rounds={rounds} rounds of "
+                f"reweight_epochs={self.reweight_epochs} take "
+                f"{rounds * self.reweight_epochs}. Raise max_epochs above that, or "
+                "lower reweight_epochs or max_reweight_rounds."
+            )
+        return first, self.reweight_epochs
+
     def _reweighting_rounds(self, X, y_idx, weights, fit_params):
         """Kesidis, Miller & Xiang, Section IV: multiply violated weights by delta."""
         mu = float(self.criterion_.mu)

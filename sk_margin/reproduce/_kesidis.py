@@ -262,12 +262,16 @@ def _net(arch, criterion, mu, epochs, rounds, seed):
     else:
         module = {"module": SmallCNN, "module__input_shape": (1, 28, 28)}
     margin = {} if mu is None else {"criterion__mu": mu}
+    # The paper's protocol: every re-weighting round a full run of ``epochs``
+    # epochs on the same network (max_epochs is the whole budget).
+    total = epochs if mu is None else epochs * (rounds + 1)
     return MarginNetClassifier(
         criterion=criterion,
-        max_epochs=epochs,
+        max_epochs=total,
         batch_size=_BATCH_SIZE,
         reweight_delta=_DELTA,
         max_reweight_rounds=rounds,
+        reweight_epochs=epochs,
         random_state=seed,
         **module,
         **margin,

@@ -11,6 +11,7 @@ from sklearn.datasets import make_blobs
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
+from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 
 from sk_margin import box_constrained_attack
@@ -317,7 +318,8 @@ def test_kesidis_reweighting_rounds_multiply_violated_weights(digits):
     net = MarginNetClassifier(
         criterion="margin_hinge",
         criterion__mu=5.0,
-        max_epochs=2,
+        max_epochs=6,  # the whole budget: 2 epochs per round
+        reweight_epochs=2,
         reweight_delta=3.0,
         max_reweight_rounds=2,
         random_state=0,
@@ -330,6 +332,27 @@ def test_kesidis_reweighting_rounds_multiply_violated_weights(digits):
     assert set(np.unique(w)) <= {1.0, 3.0, 9.0}
     assert np.any(w > 1)
     assert len(net.history) == 2 * len(rounds)
+
+
+def test_reweighting_rounds_share_the_max_epochs_budget(digits):
+    X, _, y, _ = digits
+    kesidis = {"criterion": "margin_hinge", "criterion__mu": 50.0}  # never met
+    net = MarginNetClassifier(
+        max_epochs=12, max_reweight_rounds=3, random_state=0, **kesidis
+    ).fit(X[:100], y[:100])
+    # "auto": 12 // 6 = 2 epochs per re-weighting round, 12 - 3 * 2 = 6 first.
+    ends = [i for i, h in enumerate(net.history) if "reweight_round" in h]
+    assert len(net.history) == 12
+    assert ends == [5, 7, 9, 11]
+    with pytest.raises(ValueError, match="max_epochs=6 leaves no epoch"):
+        MarginNetClassifier(
+            max_epochs=6, max_reweight_rounds=3, reweight_epochs=2, **kesidis
+        ).fit(X[:100], y[:100])
+    with pytest.raises(InvalidParameterError, match="reweight_epochs"):
+        MarginNetClassifier(reweight_epochs=0, **kesidis).fit(X[:100], y[:100])
+    # Without a mu, max_epochs is plain skorch's.
+    plain = MarginNetClassifier(max_epochs=5, reweight_epochs=4, random_state=0)
+    assert len(plain.fit(X[:100], y[:100]).history) == 5
 
 
 def test_reweighting_is_off_for_losses_without_mu(digits):
