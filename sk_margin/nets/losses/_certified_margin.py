@@ -48,9 +48,12 @@ class CertifiedMarginLoss(MarginLoss):
         Target radius, ``>= 0``.
     temperature : float, default=4.0
         Sharpness of the soft maximum over the classes, ``> 0``.
-    lipschitz : {"auto", "estimate"} or float, default="auto"
+    lipschitz : {"auto", "estimate", "bound"} or float, default="auto"
         The ``L`` that training divides by. ``"estimate"``: the product of
-        per-layer power-iteration estimates (below). ``"auto"``: the
+        per-layer power-iteration estimates (below), which ends below the
+        certificate's constant. ``"bound"``: the certificate's own sound
+        per-layer bounds, computed at every step (slower; see
+        :class:`~sk_margin.nets.losses.LMTLoss`). ``"auto"``: the
         constant the module declares for its hidden part by construction
         (``hidden_lipschitz_bound``: 1 for
         :class:`~sk_margin.nets.LipschitzMLP` and
@@ -95,14 +98,14 @@ class CertifiedMarginLoss(MarginLoss):
         "margin": [Interval(Real, 0, None, closed="left")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "lipschitz": [
-            StrOptions({"auto", "estimate"}),
+            StrOptions({"auto", "estimate", "bound"}),
             Interval(Real, 0, None, closed="neither"),
         ],
     }
 
     def __init__(self, margin=2.0, temperature=4.0, lipschitz="auto"):
         super().__init__(margin=margin, temperature=temperature, lipschitz=lipschitz)
-        self._estimator = PowerIterationLipschitz()
+        self._estimator = PowerIterationLipschitz(bound=lipschitz == "bound")
 
     def _hidden_lipschitz(self, module, body, X):
         """``L``: a given constant, the module's own by construction, or the
@@ -112,6 +115,9 @@ class CertifiedMarginLoss(MarginLoss):
         declared = getattr(module, "hidden_lipschitz_bound", None)
         if self.lipschitz == "auto" and declared is not None:
             return float(declared)
+        bound = self.lipschitz == "bound"
+        if self._estimator.bound != bound:  # lipschitz was set after __init__
+            self._estimator = PowerIterationLipschitz(bound=bound)
         return self._estimator(body, X) if len(body) else 1.0
 
     def per_sample(self, logits, target, *, X=None, module=None, features=None):

@@ -77,3 +77,20 @@ def test_lipschitz_option_is_checked_and_can_be_set_later():
     assert_allclose(above, lipschitz_bound(module, shape), rtol=1e-6)
     assert below < above
     assert np.isfinite(above)
+
+
+def test_certified_margin_loss_divides_by_the_bound():
+    from sk_margin.nets.losses import CertifiedMarginLoss
+
+    module, shape = _networks()["mlp"]
+    X, y = torch.rand(8, *shape), torch.randint(0, 5, (8,))
+    body = module[:-1]
+    loss = CertifiedMarginLoss(lipschitz="bound")
+    value = loss(module(X), y, X=X, module=module)
+    assert torch.isfinite(value)
+    L = loss._hidden_lipschitz(module, body, X)
+    assert_allclose(float(L.detach()), lipschitz_bound(body, shape), rtol=1e-6)
+    estimate = CertifiedMarginLoss(lipschitz="estimate")._hidden_lipschitz(
+        module, body, X
+    )
+    assert float(estimate.detach()) <= float(L.detach()) * (1 + 1e-6)
