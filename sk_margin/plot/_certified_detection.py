@@ -26,6 +26,25 @@ def _radii_grid(radii, eps, factor):
     return eps
 
 
+def _rejection_curves(y_true, y_pred, radii, eps):
+    """The Display's curves for the rule ``tau = eps / 2``, at each ``eps``.
+
+    Accepted iff ``r >= eps / 2``, guarded up to ``r + eps / 2``: the
+    certified accuracy with detection at ``eps`` is the plain one at
+    ``eps / 2``.
+    """
+    eps = _radii_grid(radii, eps, 2.0)
+    r = np.asarray(radii, dtype=np.float64)
+    return {
+        "eps": eps,
+        "certified_accuracy": np.asarray(certified_accuracy(y_true, y_pred, r, eps)),
+        "detection_accuracy": np.asarray(
+            certified_accuracy(y_true, y_pred, r, eps / 2)
+        ),
+        "flagged": (r[None, :] < eps[:, None] / 2).mean(axis=1),
+    }
+
+
 class CertifiedDetectionDisplay:
     """What a detector in front of a classifier guarantees, and what it costs.
 
@@ -178,20 +197,7 @@ class CertifiedDetectionDisplay:
         display : CertifiedDetectionDisplay
             The drawn Display.
         """
-        eps = _radii_grid(radii, eps, 2.0)
-        plain = np.asarray(certified_accuracy(y_true, y_pred, radii, eps))
-        # tau = eps / 2: accepted iff r >= eps / 2, guaranteed r + eps / 2.
-        half = np.asarray(certified_accuracy(y_true, y_pred, radii, eps / 2))
-        r = np.asarray(radii, dtype=np.float64)
-        flagged = (r[None, :] < eps[:, None] / 2).mean(axis=1)
-        disp = cls(
-            eps=eps,
-            certified_accuracy=plain,
-            detection_accuracy=half,
-            flagged=flagged,
-            name=name,
-        )
-        return disp.plot(ax)
+        return cls(**_rejection_curves(y_true, y_pred, radii, eps), name=name).plot(ax)
 
     @classmethod
     def from_estimator(cls, estimator, X, y, *, eps=None, name=None, ax=None):
@@ -254,23 +260,18 @@ class CertifiedDetectionDisplay:
                 "such as MarginPValueDetector(margin='certified'); got "
                 f"{type(detector).__name__}."
             )
-        guaranteed = detector.guaranteed_radius(X)
         clf = detector.estimator_
-        radii = certified_radii(clf, X)
+        # The radii the detector itself uses (its certify_params).
+        radii = certified_radii(clf, X, **(detector.certify_params or {}))
         y_pred = clf.predict(X)
         accepted = detector.predict(X) == 1
-        eps = _radii_grid(radii, eps, 2.0)
-        plain = np.asarray(certified_accuracy(y, y_pred, radii, eps))
-        half = np.asarray(certified_accuracy(y, y_pred, radii, eps / 2))
-        flagged = (np.asarray(radii)[None, :] < eps[:, None] / 2).mean(axis=1)
+        curves = _rejection_curves(y, y_pred, radii, eps)
         own = certified_detection_accuracy(
-            y, y_pred, guaranteed, eps, accepted=accepted
-        )
+            y, y_pred, detector.guaranteed_radius(X), curves["eps"],
+            accepted=accepted,
+        )  # fmt: skip
         disp = cls(
-            eps=eps,
-            certified_accuracy=plain,
-            detection_accuracy=half,
-            flagged=flagged,
+            **curves,
             detector_accuracy=np.asarray(own),
             detector_flagged=float(np.mean(~accepted)),
             name=name,
