@@ -115,9 +115,7 @@ class CertifiedMarginLoss(MarginLoss):
         declared = getattr(module, "hidden_lipschitz_bound", None)
         if self.lipschitz == "auto" and declared is not None:
             return float(declared)
-        bound = self.lipschitz == "bound"
-        if self._estimator.bound != bound:  # lipschitz was set after __init__
-            self._estimator = PowerIterationLipschitz(bound=bound)
+        self._estimator.bound = self.lipschitz == "bound"  # may be set later
         return self._estimator(body, X) if len(body) else 1.0
 
     def per_sample(self, logits, target, *, X=None, module=None, features=None):

@@ -70,9 +70,7 @@ class _LipschitzMarginLoss(MarginLoss):
                 f"{type(self).__name__} needs the network: pass module=<the torch "
                 "module> to estimate its Lipschitz constant."
             )
-        bound = self.lipschitz == "bound"
-        if self._estimator.bound != bound:  # lipschitz was set after __init__
-            self._estimator = PowerIterationLipschitz(bound=bound)
+        self._estimator.bound = self.lipschitz == "bound"  # may be set later
         return self._estimator(module, X)
 
     def per_sample(self, logits, target, *, X=None, module=None, features=None):
