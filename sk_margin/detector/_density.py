@@ -144,16 +144,17 @@ class EmpiricalPValues:
     ----------
     values : ndarray of shape (n_samples,)
         Statistics of held-out clean inputs (higher is more typical).
-    pred : ndarray of shape (n_samples,)
-        Their predicted class indices.
-    n_classes : int
+    pred : ndarray of shape (n_samples,) or None
+        Their predicted class indices; None: one class, every value pooled.
+    n_classes : int, default=1
         Number of classes.
     per_class : bool, default=True
         One reference per class.
     """
 
-    def __init__(self, values, pred, n_classes, *, per_class=True):
+    def __init__(self, values, pred=None, n_classes=1, *, per_class=True):
         values = np.asarray(values, dtype=np.float64)
+        pred = np.zeros(len(values), dtype=int) if pred is None else pred
         self.pooled_ = np.sort(values)
         self.by_class_ = [
             np.sort(values[pred == c])
@@ -162,14 +163,15 @@ class EmpiricalPValues:
             for c in range(n_classes)
         ]
 
-    def __call__(self, values, pred, *, held_in=False):
-        """P-values of ``values`` of inputs predicted as ``pred``.
+    def __call__(self, values, pred=None, *, held_in=False):
+        """P-values of ``values`` of inputs predicted as ``pred`` (None: one class).
 
         With ``held_in``, the values are among the reference values (the
         calibration inputs themselves), each left out of its own reference:
         ``#{r <= s} / n_c`` counting itself once.
         """
         values = np.asarray(values, dtype=np.float64)
+        pred = np.zeros(len(values), dtype=int) if pred is None else pred
         out = np.empty(len(values))
         for c, ref in enumerate(self.by_class_):
             rows = pred == c

@@ -542,13 +542,10 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
                 EmpiricalPValues(stats[:, j], pred, n_classes, per_class=self.per_class)
                 for j in range(len(specs))
             ]
-            combined = self._combined(pvalues, stats, pred, held_in=True)
-            self._combined_reference = EmpiricalPValues(
-                combined, np.zeros(len(combined), dtype=int), 1
-            )
-            pvalues = self._combined_reference(
-                combined, np.zeros(len(combined), dtype=int), held_in=True
-            )
+            columns = self._pvalue_columns(pvalues, stats, pred, held_in=True)
+            combined = self._combined(columns)
+            self._combined_reference = EmpiricalPValues(combined)
+            pvalues = self._combined_reference(combined, held_in=True)
         self.offset_ = _offset(pvalues, self.fpr)
         if self.margin == "certified" and self.tail == "lower":
             self.tau_ = self._radius_thresholds()
@@ -568,11 +565,11 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         if not self.representation_models_:
             return self.offset_
-        ref = self._combined_reference.pooled_
-        n = len(ref)
-        if 1.0 / (1.0 + n) >= self.offset_:
+        rank = self._combined_reference
+        ref = rank.pooled_
+        if rank([-np.inf])[0] >= self.offset_:
             return 0.0  # even below every calibration value: accepted
-        ranks = (1.0 + np.searchsorted(ref, ref, side="right")) / (1.0 + n)
+        ranks = rank(ref)
         T = ref[np.argmax(ranks >= self.offset_)]
         return float(T if self.combine == "min" else np.exp(T))
 
@@ -804,17 +801,31 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
             )
         return margin, pred, np.concatenate(stats) if specs else None
 
-    def _combined(self, margin_pvalues, stats, pred, *, held_in=False):
-        """The combination of the margin and representation p-values."""
+    def _pvalue_columns(self, margin_pvalues, stats, pred, *, held_in=False):
+        """The margin p-values, then those of each representation's statistic."""
         columns = [margin_pvalues] + [
             ref(stats[:, j], pred, held_in=held_in)
             for j, ref in enumerate(self._references)
         ]
-        P = np.column_stack(columns)
+        return np.column_stack(columns)
+
+    def _combined(self, P):
+        """The combination (``combine``) of the p-values in the columns of ``P``."""
         if self.combine == "min":
             return P.min(axis=1)
         with np.errstate(divide="ignore"):
             return np.log(P).sum(axis=1)
+
+    def _unseen_pvalue_columns(self, X, margin, pred):
+        """:meth:`_pvalue_columns` of validated inputs, from their margins."""
+        pvalues = self._pvalues(margin, pred)
+        if not self.representation_models_:
+            return pvalues[:, None]
+        specs = self._representation_specs(self.estimator_)
+        stats = self._statistics(
+            self.estimator_, self.representation_models_, X, pred, specs
+        )
+        return self._pvalue_columns(pvalues, stats, pred)
 
     def component_pvalues(self, X):
         """The p-values that :meth:`score_samples` combines, one column each.
@@ -832,17 +843,7 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         validate_data(self, X, reset=False)
-        margin, pred = self._margins(X)
-        columns = [self._pvalues(margin, pred)]
-        if self.representation_models_:
-            specs = self._representation_specs(self.estimator_)
-            stats = self._statistics(
-                self.estimator_, self.representation_models_, X, pred, specs
-            )
-            columns += [
-                ref(stats[:, j], pred) for j, ref in enumerate(self._references)
-            ]
-        return np.column_stack(columns)
+        return self._unseen_pvalue_columns(X, *self._margins(X))
 
     def fit_predict(self, X, y=None, **kwargs):
         """Fit on ``(X, y)`` and flag the training samples.
@@ -888,15 +889,11 @@ class MarginPValueDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         margin, pred = self._margins(X)
         if self.reject_radius is not None:
             return margin  # the certified radius
-        pvalues = self._pvalues(margin, pred)
+        P = self._unseen_pvalue_columns(X, margin, pred)
         if not self.representation_models_:
-            return pvalues
-        specs = self._representation_specs(self.estimator_)
-        stats = self._statistics(
-            self.estimator_, self.representation_models_, X, pred, specs
-        )
-        combined = self._combined(pvalues, stats, pred)
-        return self._combined_reference(combined, np.zeros(len(combined), dtype=int))
+            return P[:, 0]
+        combined = self._combined(P)
+        return self._combined_reference(combined)
 
     def decision_function(self, X):
         """Shifted margin p-values: negative for outliers.
